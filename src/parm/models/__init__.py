@@ -1,0 +1,9 @@
+"""The base-model zoo: the networks F whose predictions parm protects, built by name.
+
+Importing the model modules registers them; see :func:`build_model` for user factories.
+"""
+
+from . import lenet, mlp, resnet, vgg  # noqa: F401  (imported to register their models)
+from .registry import UnknownModelError, build_model, describe_models, model_names, register_model
+
+__all__ = ["UnknownModelError", "build_model", "describe_models", "model_names", "register_model"]

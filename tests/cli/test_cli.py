@@ -1,0 +1,96 @@
+"""The `parm` command end to end, in-process, on a tiny IDX dataset written by the test."""
+
+import gzip
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from parm.cli import build_parser, main
+
+
+def _write_idx(path, array):
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    """A 3-class, 12x12 dataset whose classes differ in brightness, as IDX files with a t10k split."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for prefix, n in (("train", 150), ("t10k", 30)):
+        y = np.arange(n) % 3
+        x = np.clip(y[:, None, None] * 90 + rng.integers(0, 50, (n, 12, 12)), 0, 255)
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", x)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", y)
+    return folder
+
+
+def _subcommands(parser):
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return action.choices
+
+
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    commands = [[name] for name in _subcommands(parser)]
+    commands += [["data", action] for action in _subcommands(_subcommands(parser)["data"])]
+    for command in [[]] + commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: parm" in capsys.readouterr().out
+
+
+def test_train_base_end_to_end(idx_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train-base", "--dataset", str(idx_dir), "--model", "lenet5", "--epochs", "3", "--out", str(out)]
+    assert main([*args, "--no-progress", "--lr", "0.01", "--batch-size", "16"]) == 0
+    printed = capsys.readouterr().out
+    assert f"results written to {out}" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "lenet5" and metrics["test_accuracy"] > 0.9
+    card = json.loads((out / "model.json").read_text())
+    assert card["input_shape"] == [1, 12, 12] and card["classes"] == ["0", "1", "2"]
+    # Running it again without --resume refuses, with the fix in the message; --resume finishes at once.
+    assert main([*args, "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--no-progress", "--resume"]) == 0
+
+
+def test_user_errors_are_one_clear_line(capsys, tmp_path):
+    assert main(["train-base", "--dataset", "nope", "--model", "base-mlp"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("parm train-base: error: unknown dataset 'nope'") and "Traceback" not in err
+    assert main(["train-base", "--dataset", "cifar10", "--model", "base-mlp"]) == 2
+    assert "--data-dir" in capsys.readouterr().err
+
+
+def test_unknown_model_lists_the_zoo(idx_dir, capsys):
+    assert main(["train-base", "--dataset", str(idx_dir), "--model", "resnet-9000"]) == 2
+    assert "resnet18" in capsys.readouterr().err
+
+
+def test_data_fetch_local_folder_prints_checksums(idx_dir, capsys):
+    assert main(["data", "fetch", str(idx_dir), "--json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)
+    assert summary["sizes"] == {"train": 135, "val": 15, "test": 30}
+    assert len(summary["checksums"]["test"]) == 64
+
+
+def test_models_lists_the_zoo(capsys):
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("logistic-regression", "base-mlp", "lenet5", "vgg11", "resnet18", "resnet152"):
+        assert name in listed
+
+
+def test_console_script_runs():
+    done = subprocess.run([sys.executable, "-m", "parm", "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("parm ")

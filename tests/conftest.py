@@ -1,0 +1,32 @@
+"""Shared fixtures: small synthetic datasets, and an isolated data cache for every test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parm.data.dataset import LabeledArrays, SourceData
+from parm.data.splits import split_source
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """No test reads or writes the user's real dataset cache."""
+    cache = tmp_path / "parm-data"
+    monkeypatch.setenv("PARM_DATA", str(cache))
+    return cache
+
+
+def make_source(n_per_class: int = 30, classes: int = 3, shape=(1, 8, 8), seed: int = 0) -> SourceData:
+    """Images whose class is readable from their brightness, so a tiny model can learn them."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(classes), n_per_class)
+    base = (y * (200 // max(classes - 1, 1))).reshape(-1, 1, 1, 1)
+    noise = rng.integers(0, 40, size=(len(y), *shape))
+    x = np.clip(base + noise, 0, 255).astype(np.uint8)
+    return SourceData(LabeledArrays(x, y.astype(np.int64)), tuple(f"c{i}" for i in range(classes)), description="synthetic")
+
+
+@pytest.fixture
+def tiny_dataset():
+    return split_source("tiny", make_source(), seed=0, test_size=18, val_size=9)
