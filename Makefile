@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
+# The main job: fetch the datasets, train and evaluate the base model F (Base-MLP on Fashion-MNIST).
+# --resume makes a second run reuse the finished checkpoint instead of training again.
 demo: venv
-	$(BIN)/parm demo
+	$(BIN)/parm data fetch fashion-mnist mnist
+	$(BIN)/parm train-base --dataset fashion-mnist --model base-mlp --resume
 
 test: venv
 	$(BIN)/python -m pytest

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from parm.cli.options import add_dataset_options, add_runtime_options, load_dataset_from_args
 from parm.models import build_model
-from parm.training import TrainConfig, train_base
+from parm.training import TrainConfig, seed_everything, train_base
 
 DEFAULTS = TrainConfig()
 
@@ -44,6 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     dataset = load_dataset_from_args(args)
+    seed_everything(args.seed)  # the initial weights too are a function of --seed
     model = build_model(args.model, dataset.input_shape, dataset.num_classes)
     out = args.out or Path("runs") / "base" / f"{dataset.name}-{args.model.replace(':', '.')}"
     config = TrainConfig(

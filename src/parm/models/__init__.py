@@ -4,6 +4,17 @@ Importing the model modules registers them; see :func:`build_model` for user fac
 """
 
 from . import lenet, mlp, resnet, vgg  # noqa: F401  (imported to register their models)
+from .checkpoint import ModelCard, load_card, load_checkpoint, save_checkpoint
 from .registry import UnknownModelError, build_model, describe_models, model_names, register_model
 
-__all__ = ["UnknownModelError", "build_model", "describe_models", "model_names", "register_model"]
+__all__ = [
+    "ModelCard",
+    "UnknownModelError",
+    "build_model",
+    "describe_models",
+    "load_card",
+    "load_checkpoint",
+    "model_names",
+    "register_model",
+    "save_checkpoint",
+]
