@@ -19,11 +19,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
-# The main job: fetch the datasets, train and evaluate the base model F (Base-MLP on Fashion-MNIST).
-# --resume makes a second run reuse the finished checkpoint instead of training again.
+# The main job on Fashion-MNIST: train the base model F (Base-MLP), train the parity model of the
+# sum code (k = 2) and evaluate degraded-mode accuracy. --resume makes a second run reuse finished
+# checkpoints instead of training again.
 demo: venv
 	$(BIN)/parm data fetch fashion-mnist mnist
 	$(BIN)/parm train-base --dataset fashion-mnist --model base-mlp --resume
+	$(BIN)/parm train-parity --dataset fashion-mnist --model base-mlp --k 2 --code sum --resume
+	$(BIN)/parm evaluate runs/parity/fashion-mnist-base-mlp-sum-k2-r1
 
 test: venv
 	$(BIN)/python -m pytest

@@ -17,7 +17,7 @@ import torch
 
 from parm.data import load_dataset
 from parm.models import build_model
-from parm.training import TrainConfig, seed_everything, train_base
+from parm.training import BaseTrainConfig, seed_everything, train_base
 
 RUNS = [("fashion-mnist", "base-mlp"), ("mnist", "lenet5")]
 
@@ -43,13 +43,13 @@ def train(dataset_name: str, model_name: str, out: Path) -> dict:
     model = build_model(model_name, dataset.input_shape, dataset.num_classes)
     started = time.perf_counter()
     result = train_base(model, dataset, out / f"{dataset_name}-{model_name}", model_name=model_name,
-                        config=TrainConfig(progress=False), overwrite=True)
+                        config=BaseTrainConfig(progress=False), overwrite=True)
     return {
         "dataset": dataset_name,
         "model": model_name,
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
-        "test_accuracy": round(100 * result.test_accuracy, 2),
+        "test_accuracy": round(100 * result.test["accuracy"], 2),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "threads": torch.get_num_threads(),
     }

@@ -55,7 +55,7 @@ def test_train_base_end_to_end(idx_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"results written to {out}" in printed
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["model"] == "lenet5" and metrics["test_accuracy"] > 0.9
+    assert metrics["title"] == "lenet5 on idx" and metrics["test"]["accuracy"] > 0.9
     card = json.loads((out / "model.json").read_text())
     assert card["input_shape"] == [1, 12, 12] and card["classes"] == ["0", "1", "2"]
     # Running it again without --resume refuses, with the fix in the message; --resume finishes at once.
@@ -94,3 +94,27 @@ def test_models_lists_the_zoo(capsys):
 def test_console_script_runs():
     done = subprocess.run([sys.executable, "-m", "parm", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("parm ")
+
+
+def test_train_parity_then_evaluate(idx_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # default run folders go under ./runs
+    common = ["--dataset", str(idx_dir), "--no-progress"]
+    assert main(["train-base", *common, "--model", "base-mlp", "--epochs", "2"]) == 0
+    assert main(["train-parity", *common, "--model", "base-mlp", "--k", "2", "--r", "2", "--code", "linear",
+                 "--coefficients", "1,1;1,2", "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "A_d" in printed and "default baseline" in printed
+    run = tmp_path / "runs" / "parity" / "idx-base-mlp-linear-k2-r2"
+    assert (run / "parity-1.safetensors").exists()
+    assert main(["evaluate", str(run)]) == 0
+    table = capsys.readouterr().out
+    assert "A_d, 2 lost" in table and "| linear | 2 | 2 |" in table
+    assert (run / "evaluation" / "degraded_vs_k.png").exists()
+
+
+def test_train_parity_without_base_names_the_fix(idx_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train-parity", "--dataset", str(idx_dir), "--model", "lenet5"]) == 2
+    assert "parm train-base --dataset" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "parm train-parity" in capsys.readouterr().err

@@ -6,26 +6,27 @@ import torch
 
 from parm.models import build_model
 from parm.models.checkpoint import load_checkpoint
-from parm.training import CheckpointExistsError, TrainConfig, base, train_base
+from parm.training import BaseTrainConfig, CheckpointExistsError, TrainConfig, train_base
+from parm.training import base, loop
 from parm.training.augment import random_crop_flip
 
 
 def _train(dataset, out, epochs, **kw):
     torch.manual_seed(0)
     model = build_model("base-mlp", dataset.input_shape, dataset.num_classes)
-    config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, device="cpu")
+    config = BaseTrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, device="cpu")
     return train_base(model, dataset, out, model_name="base-mlp", config=config, **kw)
 
 
 def test_learns_and_writes_every_artifact(tiny_dataset, tmp_path):
     result = _train(tiny_dataset, tmp_path / "run", epochs=8)
-    assert result.test_accuracy >= 0.9  # classes differ in brightness: easily learnable
+    assert result.test["accuracy"] >= 0.9  # classes differ in brightness: easily learnable
     assert len(result.history) == 8 and 1 <= result.best_epoch <= 8
-    assert result.best_val_accuracy == max(row["val_accuracy"] for row in result.history)
+    assert result.best_score == max(row["val_accuracy"] for row in result.history)
     for name in ("model.safetensors", "model.json", "train_state.pt", "metrics.json", "report.md", "curves.png"):
         assert (tmp_path / "run" / name).exists(), name
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["test_accuracy"] == result.test_accuracy
+    assert metrics["test"] == result.test and metrics["best_epoch"] == result.best_epoch
     model, card = load_checkpoint(tmp_path / "run")
     assert card.dataset == "tiny" and card.classes == tiny_dataset.classes
 
@@ -38,7 +39,7 @@ def test_same_seed_same_result(tiny_dataset, tmp_path):
 
 def test_resume_continues_exactly_where_it_stopped(tiny_dataset, tmp_path, monkeypatch):
     straight = _train(tiny_dataset, tmp_path / "straight", epochs=4)
-    real_epoch, calls = base._train_epoch, []
+    real_epoch, calls = base.BaseTask.train_epoch, []
 
     def interrupted_epoch(*args):
         calls.append(1)
@@ -46,14 +47,14 @@ def test_resume_continues_exactly_where_it_stopped(tiny_dataset, tmp_path, monke
             raise KeyboardInterrupt  # the user stops the run during its third epoch
         return real_epoch(*args)
 
-    monkeypatch.setattr(base, "_train_epoch", interrupted_epoch)
+    monkeypatch.setattr(base.BaseTask, "train_epoch", interrupted_epoch)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_dataset, tmp_path / "split", epochs=4)
-    monkeypatch.setattr(base, "_train_epoch", real_epoch)
+    monkeypatch.setattr(base.BaseTask, "train_epoch", real_epoch)
     resumed = _train(tiny_dataset, tmp_path / "split", epochs=4, resume=True)
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
     again = _train(tiny_dataset, tmp_path / "split", epochs=4, resume=True)  # nothing left to do
-    assert again.history == resumed.history and again.test_accuracy == resumed.test_accuracy
+    assert again.history == resumed.history and again.test == resumed.test
 
 
 def test_existing_run_is_not_overwritten_by_accident(tiny_dataset, tmp_path):
@@ -89,8 +90,8 @@ def test_crop_flip_moves_pixels_without_changing_them():
 
 def test_cosine_schedule_decays_from_lr_towards_zero():
     config = TrainConfig(epochs=4, lr=1.0)
-    rates = [base.epoch_lr(config, e) for e in range(1, 5)]
+    rates = [loop.epoch_lr(config, e) for e in range(1, 5)]
     assert rates[0] == 1.0 and rates == sorted(rates, reverse=True) and rates[-1] > 0
-    assert base.epoch_lr(TrainConfig(schedule="constant", lr=0.5), 7) == 0.5
+    assert loop.epoch_lr(TrainConfig(schedule="constant", lr=0.5), 7) == 0.5
     with pytest.raises(ValueError, match="cosine or constant"):
-        base.epoch_lr(TrainConfig(schedule="step"), 1)
+        loop.epoch_lr(TrainConfig(schedule="step"), 1)

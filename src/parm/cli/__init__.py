@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from parm import __version__
-from parm.cli import data, models, train_base
+from parm.cli import data, evaluate, models, train_base, train_parity
 from parm.data.errors import DataError
 from parm.models.registry import UnknownModelError
-from parm.training.base import CheckpointExistsError
+from parm.training import CheckpointExistsError
 
-COMMANDS = (data, models, train_base)
+COMMANDS = (data, models, train_base, train_parity, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from parm.cli.options import add_dataset_options, add_runtime_options, load_dataset_from_args
 from parm.models import build_model
-from parm.training import TrainConfig, seed_everything, train_base
+from parm.training import BaseTrainConfig, seed_everything, train_base
 
-DEFAULTS = TrainConfig()
+DEFAULTS = BaseTrainConfig()
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)  # the initial weights too are a function of --seed
     model = build_model(args.model, dataset.input_shape, dataset.num_classes)
     out = args.out or Path("runs") / "base" / f"{dataset.name}-{args.model.replace(':', '.')}"
-    config = TrainConfig(
+    config = BaseTrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -63,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
         f"{len(dataset.test):,} test images of shape {'x'.join(map(str, dataset.input_shape))}"
     )
     result = train_base(model, dataset, out, model_name=args.model, config=config, resume=args.resume, overwrite=args.overwrite)
-    print(json.dumps({k: result.to_dict()[k] for k in ("model", "dataset", "best_epoch", "best_val_accuracy", "test_accuracy", "test_top5_accuracy")}, indent=2))
+    print(json.dumps({"best_epoch": result.best_epoch, "val_accuracy": result.best_score, "test": result.test}, indent=2))
     print(f"results written to {out}/ (model.safetensors, model.json, metrics.json, report.md, curves.png)")
     return 0

@@ -125,6 +125,7 @@ class Dataset:
     augment: bool = False
     dropped_rows: int = 0
     source: str = ""
+    load_args: dict[str, Any] = field(default_factory=dict)  # how `load_dataset` was called, to load it again
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from parm.data.cache import default_cache_dir, load_source, save_source
@@ -61,6 +61,13 @@ def load_dataset(
     the formats of `parm.data.formats`. ``data_dir`` reads a registered dataset from local files
     instead of fetching it (e.g. Fashion-MNIST as IDX files).
     """
+    dataset = _load(name, data_dir, cache_dir, seed, refresh)
+    args = {"name": str(Path(name).expanduser().resolve()) if name not in DATASETS else name,
+            "data_dir": None if data_dir is None else str(Path(data_dir).expanduser().resolve())}
+    return replace(dataset, load_args=args)
+
+
+def _load(name: str, data_dir: str | Path | None, cache_dir: Path | None, seed: int, refresh: bool) -> Dataset:
     info = DATASETS.get(name)
     if info is None:
         if not Path(name).expanduser().exists():

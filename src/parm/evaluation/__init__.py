@@ -1,5 +1,22 @@
-"""Judging models: batched prediction and accuracy (degraded-mode evaluation builds on these)."""
+"""Judging models and codes: batched prediction, accuracy, and degraded-mode accuracy."""
 
+from parm.evaluation.degraded import (
+    DegradedEvaluation,
+    ErasureScore,
+    group_indices,
+    most_common_class,
+    parity_outputs,
+    score_reconstructions,
+)
 from parm.evaluation.predict import predict_logits, top_k_accuracy
 
-__all__ = ["predict_logits", "top_k_accuracy"]
+__all__ = [
+    "DegradedEvaluation",
+    "ErasureScore",
+    "group_indices",
+    "most_common_class",
+    "parity_outputs",
+    "predict_logits",
+    "score_reconstructions",
+    "top_k_accuracy",
+]

@@ -4,7 +4,7 @@ Importing the model modules registers them; see :func:`build_model` for user fac
 """
 
 from . import lenet, mlp, resnet, vgg  # noqa: F401  (imported to register their models)
-from .checkpoint import ModelCard, load_card, load_checkpoint, save_checkpoint
+from .checkpoint import ModelCard, load_card, load_checkpoint, save_checkpoint, weights_path
 from .registry import UnknownModelError, build_model, describe_models, model_names, register_model
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "model_names",
     "register_model",
     "save_checkpoint",
+    "weights_path",
 ]

@@ -47,14 +47,15 @@ class ModelCard:
         return cls(**data)
 
 
-def _weights_path(path: str | Path) -> Path:
+def weights_path(path: str | Path) -> Path:
+    """The weights file of a checkpoint given as a folder or as the ``.safetensors`` file itself."""
     path = Path(path)
     return path / WEIGHTS_NAME if path.is_dir() or not path.suffix else path
 
 
 def save_checkpoint(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
     """Write ``model``'s weights and ``card``; ``path`` is a folder or a ``.safetensors`` file."""
-    weights = _weights_path(path)
+    weights = weights_path(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, str(weights))
     weights.with_suffix(".json").write_text(card.to_json())
@@ -63,7 +64,7 @@ def save_checkpoint(model: nn.Module, card: ModelCard, path: str | Path) -> Path
 
 def load_card(path: str | Path) -> ModelCard:
     """The metadata of a checkpoint, without touching its weights."""
-    meta = _weights_path(path).with_suffix(".json")
+    meta = weights_path(path).with_suffix(".json")
     try:
         return ModelCard.from_json(meta.read_text())
     except FileNotFoundError:
@@ -77,5 +78,5 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> tuple[n
     card = load_card(path)
     if model is None:
         model = build_model(card.model, card.input_shape, card.num_classes)
-    load_model(model, str(_weights_path(path)), strict=True)
+    load_model(model, str(weights_path(path)), strict=True)
     return model.eval(), card

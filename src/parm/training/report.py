@@ -5,34 +5,40 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from parm.training.base import TrainResult
+    from parm.training.loop import TrainResult
 
 REPORT_NAME = "report.md"
 CURVES_NAME = "curves.png"
 
 
+def _cell(key: str, value: float) -> str:
+    if "accuracy" in key:
+        return f"{value:.2%}"
+    if key.endswith("per_second"):
+        return f"{value:,.0f}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def training_table(result: TrainResult) -> str:
-    """The run as Markdown: a summary line, then one row per epoch."""
+    """The run as Markdown: test scores of the kept epoch, then one row per epoch."""
+    scores = ", ".join(f"{key} {_cell(key, value)}" for key, value in result.test.items() if isinstance(value, float))
+    keys = [key for key in result.history[0] if key != "epoch"] if result.history else []
     lines = [
-        f"# {result.model} on {result.dataset}",
+        f"# {result.title}",
         "",
-        f"Test accuracy {result.test_accuracy:.2%} (top-5 {result.test_top5_accuracy:.2%}) "
-        f"at the best validation epoch {result.best_epoch} ({result.best_val_accuracy:.2%}).",
+        f"Test ({scores}) at the best validation epoch {result.best_epoch}.",
         "",
-        "| epoch | train loss | train acc | val acc | seconds |",
-        "|---:|---:|---:|---:|---:|",
+        "| epoch | " + " | ".join(keys) + " |",
+        "|---:|" + "---:|" * len(keys),
     ]
     for row in result.history:
         mark = " **best**" if row["epoch"] == result.best_epoch else ""
-        lines.append(
-            f"| {row['epoch']}{mark} | {row['train_loss']:.4f} | {row['train_accuracy']:.2%} "
-            f"| {row['val_accuracy']:.2%} | {row['seconds']:.1f} |"
-        )
+        lines.append(f"| {row['epoch']}{mark} | " + " | ".join(_cell(k, row[k]) for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot_curves(result: TrainResult) -> None:
-    """Training loss and train/validation accuracy against epochs."""
+    """Losses, and accuracies in percent, against epochs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,12 +46,14 @@ def plot_curves(result: TrainResult) -> None:
 
     epochs = [row["epoch"] for row in result.history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax_loss.plot(epochs, [row["train_loss"] for row in result.history], marker="o")
-    ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax_acc.plot(epochs, [100 * row["train_accuracy"] for row in result.history], marker="o", label="train")
-    ax_acc.plot(epochs, [100 * row["val_accuracy"] for row in result.history], marker="o", label="validation")
+    for key in (k for k in result.history[0] if "loss" in k):
+        ax_loss.plot(epochs, [row[key] for row in result.history], marker="o", label=key)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend()
+    for key in (k for k in result.history[0] if "accuracy" in k):
+        ax_acc.plot(epochs, [100 * row[key] for row in result.history], marker="o", label=key)
     ax_acc.axvline(result.best_epoch, color="grey", linestyle=":", label=f"best epoch ({result.best_epoch})")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{result.model} on {result.dataset}")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=result.title)
     ax_acc.legend()
     fig.tight_layout()
     fig.savefig(result.out_dir / CURVES_NAME, dpi=120)
@@ -54,4 +62,5 @@ def plot_curves(result: TrainResult) -> None:
 
 def write_training_report(result: TrainResult) -> None:
     (result.out_dir / REPORT_NAME).write_text(training_table(result))
-    plot_curves(result)
+    if result.history:
+        plot_curves(result)

@@ -1,0 +1,125 @@
+"""Linear codes over real numbers: parity j = sum_i a_ji X_i, decoded by solving a small linear system.
+
+With parity models, parity model j is trained so that F_j(sum_i a_ji X_i) ~= sum_i a_ji F(X_i); the
+decoder then treats the parity outputs as exact linear combinations of the k base outputs. The sum
+code (r = 1, all coefficients 1: the paper's addition encoder and subtraction decoder) is the
+simplest member.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+from typing import Any
+
+import torch
+
+from parm.codes.base import Code, DecodingError
+
+NODE_INTERVAL = (0.5, 1.5)  # keeps parity inputs at the scale of a plain sum
+MAX_CONDITION = 1e6
+
+
+def chebyshev_nodes(k: int, low: float = NODE_INTERVAL[0], high: float = NODE_INTERVAL[1]) -> torch.Tensor:
+    """k Chebyshev points of the first kind on [low, high], ascending (float64)."""
+    i = torch.arange(k, dtype=torch.float64)
+    unit = -torch.cos((2 * i + 1) * math.pi / (2 * k))
+    return low + (high - low) * (unit + 1) / 2
+
+
+def vandermonde_coefficients(k: int, r: int) -> torch.Tensor:
+    """Rows x_i^0, x_i^1, ..., x_i^(r-1) on positive Chebyshev nodes: an (r, k) matrix.
+
+    Row 0 is all ones (the sum code). On distinct positive nodes every square submatrix is a
+    generalised Vandermonde matrix, which is totally positive, hence invertible: any k of the
+    k + r outputs determine the k originals.
+    """
+    return chebyshev_nodes(k).unsqueeze(0) ** torch.arange(r, dtype=torch.float64).unsqueeze(1)
+
+
+def worst_condition(coefficients: torch.Tensor) -> float:
+    """The largest condition number over the square submatrices that decoding may have to invert."""
+    r, k = coefficients.shape
+    worst = 1.0
+    for size in range(1, min(r, k) + 1):
+        for rows in combinations(range(r), size):
+            blocks = torch.stack([coefficients[list(rows)][:, list(cols)] for cols in combinations(range(k), size)])
+            worst = max(worst, float(torch.linalg.cond(blocks).max()))
+    return worst
+
+
+class LinearCode(Code):
+    """Any r >= 1 parities from a real (r, k) coefficient matrix (default: Vandermonde on Chebyshev nodes)."""
+
+    name = "linear"
+
+    def __init__(self, k: int, r: int = 1, coefficients: torch.Tensor | list[list[float]] | None = None) -> None:
+        super().__init__(k, r)
+        a = vandermonde_coefficients(k, r) if coefficients is None else torch.as_tensor(coefficients, dtype=torch.float64)
+        if a.shape != (r, k):
+            raise ValueError(f"coefficients must be an r x k = {r} x {k} matrix, got {tuple(a.shape)}")
+        self.condition = worst_condition(a)
+        if not math.isfinite(self.condition) or self.condition > MAX_CONDITION:
+            raise ValueError(
+                f"coefficient matrix {a.tolist()} has a (nearly) singular square submatrix (condition "
+                f"{self.condition:.3g}): some erasure patterns could not be decoded; use distinct positive values"
+            )
+        self.coefficients = a
+        self._decoders: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("rk,bk...->br...", self.coefficients.to(x), x)
+
+    def parity_targets(self, outputs: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("rk,bkm->brm", self.coefficients.to(outputs), outputs)
+
+    def _decoder(self, pattern: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For one pattern: the lost originals and the matrix W with lost = W @ (available outputs).
+
+        Available originals are exact, so only the lost ones are solved for, from the available
+        parities: A[P, L] F_L = Y_P - A[P, O] F_O (least squares when more parities than losses).
+        """
+        key = pattern.numpy().tobytes()
+        if key not in self._decoders:
+            k = self.k
+            lost, kept = ~pattern[:k], pattern[:k]
+            parities = pattern[k:]
+            if int(parities.sum()) < int(lost.sum()):
+                raise DecodingError(
+                    f"{int(lost.sum())} originals are lost but only {int(parities.sum())} parities arrived: "
+                    "a linear code needs at least as many parities as losses"
+                )
+            a_p = self.coefficients[parities]
+            solve = torch.linalg.pinv(a_p[:, lost])  # (lost, parities)
+            weights = torch.cat([-solve @ a_p[:, kept], solve], dim=1)  # (lost, kept + parities)
+            self._decoders[key] = (torch.nonzero(lost).flatten(), weights)
+        return self._decoders[key]
+
+    def decode(self, outputs: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+        mask = self.check_available(available, outputs.shape[0]).cpu()
+        result = outputs[:, : self.k].clone()
+        for pattern in torch.unique(mask, dim=0):
+            lost, weights = self._decoder(pattern)
+            if len(lost) == 0:
+                continue
+            rows = torch.nonzero((mask == pattern).all(dim=1)).flatten().to(outputs.device)
+            inputs = outputs[rows][:, pattern.to(outputs.device)]  # kept originals, then parities
+            result[rows.unsqueeze(1), lost.to(outputs.device)] = torch.einsum("la,bam->blm", weights.to(outputs), inputs)
+        return result
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "k": self.k, "r": self.r, "coefficients": self.coefficients.tolist()}
+
+
+class SumCode(LinearCode):
+    """The paper's code: one parity P = X_1 + ... + X_k, decoded by subtraction."""
+
+    name = "sum"
+
+    def __init__(self, k: int, r: int = 1) -> None:
+        if r != 1:
+            raise ValueError(f"the {self.name} code has exactly one parity (r = 1): use --code linear for r > 1")
+        super().__init__(k, 1, torch.ones(1, k, dtype=torch.float64))
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "k": self.k, "r": 1}

@@ -1,0 +1,145 @@
+"""Degraded-mode accuracy: how well a code rebuilds the predictions of lost originals.
+
+A split is cut into coding groups of k (a seeded permutation); every group is scored under every
+erasure pattern of 1 to r lost originals. Reconstructions are judged against the true labels (A_d)
+and against the base model's own predictions (agreement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from parm.codes import Code, erasure_patterns, lost_originals
+from parm.data.dataset import Preprocess, Split
+from parm.evaluation.predict import top_k_accuracy
+
+OVERALL_FRACTIONS = tuple(i / 20 for i in range(21))
+
+
+def group_indices(n: int, k: int, seed: int = 0) -> torch.Tensor:
+    """Disjoint coding groups (n // k, k) of sample indices: each sample in at most one group."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[: (n // k) * k].view(-1, k)
+
+
+@torch.no_grad()
+def parity_outputs(
+    parity_models: Sequence[nn.Module],
+    code: Code,
+    split: Split,
+    preprocess: Preprocess,
+    groups: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """The r parity models' outputs (G, r, m) on the encoded groups, on the CPU."""
+    states = [model.training for model in parity_models]
+    for model in parity_models:
+        model.eval()
+    chunks = []
+    for start in range(0, len(groups), batch_size):
+        index = groups[start : start + batch_size]
+        x = preprocess(split.x[index.flatten()].to(device)).view(*index.shape, *split.x.shape[1:])
+        parities = code.encode(x)
+        chunks.append(torch.stack([model(parities[:, j]) for j, model in enumerate(parity_models)], 1).float().cpu())
+    for model, state in zip(parity_models, states):
+        model.train(state)
+    return torch.cat(chunks)
+
+
+@dataclass
+class ErasureScore:
+    """Reconstruction quality for one number of lost originals per group."""
+
+    lost: int
+    patterns: int
+    reconstructions: int
+    accuracy: float
+    top5_accuracy: float
+    agreement: float  # reconstructions whose top class is the base model's own
+
+
+@dataclass
+class DegradedEvaluation:
+    """A_a, A_d (overall and per number of lost originals), and the default-prediction baseline."""
+
+    code: dict[str, Any]
+    available_accuracy: float
+    available_top5_accuracy: float
+    degraded_accuracy: float
+    degraded_top5_accuracy: float
+    agreement: float
+    default_class: int
+    default_accuracy: float
+    groups: int
+    by_lost: list[ErasureScore] = field(default_factory=list)
+
+    def overall_accuracy(self, f: float) -> float:
+        """A_o(f) = (1 - f) A_a + f A_d: accuracy when a fraction f of predictions is rebuilt."""
+        return (1 - f) * self.available_accuracy + f * self.degraded_accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["overall_accuracy"] = {f"{f:.2f}": self.overall_accuracy(f) for f in OVERALL_FRACTIONS}
+        return data
+
+
+def score_reconstructions(
+    code: Code,
+    base_outputs: torch.Tensor,
+    parity_out: torch.Tensor,
+    groups: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    default_class: int = 0,
+) -> DegradedEvaluation:
+    """Decode every group under every pattern of 1..r lost originals and score what was rebuilt."""
+    outputs = torch.cat([base_outputs[groups], parity_out.to(base_outputs)], dim=1)  # (G, k + r, m)
+    per_lost: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+    for mask in erasure_patterns(code.k, code.r):
+        lost = lost_originals(mask, code.k)
+        rebuilt = code.decode(outputs, mask)[:, lost].flatten(0, 1)
+        members = groups[:, lost].flatten()
+        per_lost.setdefault(len(lost), []).append((rebuilt, labels[members], base_outputs[members].argmax(1)))
+    scores = []
+    for lost, parts in sorted(per_lost.items()):
+        rebuilt, truth, base_pred = (torch.cat(column) for column in zip(*parts))
+        scores.append(
+            ErasureScore(
+                lost=lost,
+                patterns=len(parts),
+                reconstructions=len(truth),
+                accuracy=top_k_accuracy(rebuilt, truth, 1),
+                top5_accuracy=top_k_accuracy(rebuilt, truth, 5),
+                agreement=(rebuilt.argmax(1) == base_pred).float().mean().item(),
+            )
+        )
+    total = sum(s.reconstructions for s in scores)
+    members = groups.flatten()
+
+    def weighted(attr: str) -> float:
+        return sum(getattr(s, attr) * s.reconstructions for s in scores) / total
+
+    return DegradedEvaluation(
+        code=code.spec(),
+        available_accuracy=top_k_accuracy(base_outputs[members], labels[members], 1),
+        available_top5_accuracy=top_k_accuracy(base_outputs[members], labels[members], 5),
+        degraded_accuracy=weighted("accuracy"),
+        degraded_top5_accuracy=weighted("top5_accuracy"),
+        agreement=weighted("agreement"),
+        default_class=default_class,
+        default_accuracy=(labels[members] == default_class).float().mean().item(),
+        groups=len(groups),
+        by_lost=scores,
+    )
+
+
+def most_common_class(labels: torch.Tensor) -> int:
+    """The default prediction a frontend without a code would return: the training split's mode."""
+    return int(torch.bincount(labels).argmax())

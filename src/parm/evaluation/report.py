@@ -1,0 +1,108 @@
+"""Degraded-mode results for people: a Markdown table and the paper's three plots (Figs. 8, 9, 11)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from parm.evaluation.degraded import OVERALL_FRACTIONS
+from parm.evaluation.runs import EvaluatedRun
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def results_table(runs: Sequence[EvaluatedRun]) -> str:
+    """One row per run: A_a, A_d per number of lost originals, top-5, agreement, default, A_o(10%)."""
+    most_lost = max(max(s.lost for s in run.evaluation.by_lost) for run in runs)
+    lost_cols = [f"A_d, {n} lost" for n in range(1, most_lost + 1)]
+    header = ["base model", "dataset", "code", "k", "r", "A_a", *lost_cols, "A_d top-5", "agrees with F",
+              "default baseline", "A_o(f=0.1)", "run"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run in runs:
+        ev = run.evaluation
+        per_lost = {s.lost: s.accuracy for s in ev.by_lost}
+        cells = [run.base_model, run.dataset, run.code["name"], str(run.code["k"]), str(run.code.get("r", 1)),
+                 _pct(ev.available_accuracy), *(_pct(per_lost[n]) if n in per_lost else "—" for n in range(1, most_lost + 1)),
+                 _pct(ev.degraded_top5_accuracy), _pct(ev.agreement), _pct(ev.default_accuracy),
+                 _pct(ev.overall_accuracy(0.1)), f"`{run.run}`"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def _axes(path: Path, size: tuple[float, float] = (5.5, 3.8)) -> Iterator[Any]:
+    """One set of axes, saved to ``path`` with its legend when the block ends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size)
+    try:
+        yield ax
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+
+
+def plot_accuracy_bars(runs: Sequence[EvaluatedRun], path: Path) -> None:
+    """Fig. 8: A_a beside A_d for each run, with the default-prediction baseline."""
+    with _axes(path, (max(5, 1.6 * len(runs) + 2), 3.8)) as ax:
+        _draw_bars(ax, runs)
+
+
+def _draw_bars(ax: Any, runs: Sequence[EvaluatedRun]) -> None:
+    width = 0.38
+    for i, run in enumerate(runs):
+        ev = run.evaluation
+        ax.bar(i - width / 2, 100 * ev.available_accuracy, width, color="tab:blue", label="A_a (available)" if i == 0 else None)
+        ax.bar(i + width / 2, 100 * ev.degraded_accuracy, width, color="tab:orange", label="A_d (degraded)" if i == 0 else None)
+        ax.hlines(100 * ev.default_accuracy, i - 0.45, i + 0.45, colors="grey", linestyles="--",
+                  label="default prediction" if i == 0 else None)
+    ax.set_xticks(range(len(runs)), [run.label for run in runs], rotation=15)
+    ax.set(ylabel="accuracy (%)", ylim=(0, 100), title=f"{runs[0].base_model} on {runs[0].dataset}")
+
+
+def plot_overall(runs: Sequence[EvaluatedRun], path: Path) -> None:
+    """Fig. 9: overall accuracy A_o against the fraction f of predictions that must be rebuilt."""
+    fractions = [100 * f for f in OVERALL_FRACTIONS]
+    with _axes(path) as ax:
+        for run in runs:
+            ax.plot(fractions, [100 * run.evaluation.overall_accuracy(f) for f in OVERALL_FRACTIONS], label=run.label)
+        ax.axhline(100 * runs[0].evaluation.available_accuracy, color="tab:orange", linestyle=":", label="A_a")
+        ax.set(xlabel="unavailable predictions f (%)", ylabel="overall accuracy A_o (%)", title="A_o = (1-f) A_a + f A_d")
+
+
+def plot_degraded_vs_k(runs: Sequence[EvaluatedRun], path: Path) -> None:
+    """Fig. 11: A_d (one lost original) against k per code, with the default-prediction baseline."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for run in runs:
+        name = f"{run.code['name']} r={run.code.get('r', 1)}"
+        series.setdefault(name, []).append((run.code["k"], run.evaluation.by_lost[0].accuracy))
+    with _axes(path) as ax:
+        for name, points in series.items():
+            ks, accuracies = zip(*sorted(points))
+            ax.plot(ks, [100 * a for a in accuracies], marker="o", label=name)
+        ax.axhline(100 * runs[0].evaluation.available_accuracy, color="tab:blue", linestyle=":", label="A_a")
+        ax.axhline(100 * runs[0].evaluation.default_accuracy, color="grey", linestyle="--", label="default prediction")
+        ax.set(xlabel="k", ylabel="A_d, one lost original (%)", ylim=(0, 100), title="degraded-mode accuracy against k")
+        ax.set_xticks(sorted({run.code["k"] for run in runs}))
+
+
+def write_evaluation_report(runs: Sequence[EvaluatedRun], out_dir: Path) -> list[Path]:
+    """evaluation.json, evaluation.md and the three plots; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / name for name in ("evaluation.json", "evaluation.md", "accuracy.png", "overall.png", "degraded_vs_k.png")]
+    paths[0].write_text(json.dumps([run.to_dict() for run in runs], indent=2) + "\n")
+    paths[1].write_text("# Degraded-mode evaluation\n\n" + results_table(runs))
+    plot_accuracy_bars(runs, paths[2])
+    plot_overall(runs, paths[3])
+    plot_degraded_vs_k(runs, paths[4])
+    return paths

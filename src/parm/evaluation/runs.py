@@ -1,0 +1,86 @@
+"""Evaluating trained parity-model runs (as written by ``parm train-parity``) on a test split."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from parm.codes import Code, code_from_spec
+from parm.data import load_dataset
+from parm.evaluation.degraded import (
+    DegradedEvaluation,
+    group_indices,
+    most_common_class,
+    parity_outputs,
+    score_reconstructions,
+)
+from parm.evaluation.predict import predict_logits
+from parm.models import load_checkpoint
+from parm.training.runtime import resolve_device
+
+CODE_NAME = "code.json"
+
+
+@dataclass
+class EvaluatedRun:
+    """One run's degraded-mode evaluation, labelled for tables and plots."""
+
+    run: str
+    base_model: str
+    dataset: str
+    evaluation: DegradedEvaluation
+
+    @property
+    def code(self) -> dict[str, Any]:
+        return self.evaluation.code
+
+    @property
+    def label(self) -> str:
+        return f"{self.code['name']} k={self.code['k']} r={self.code.get('r', 1)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "base_model": self.base_model, "dataset": self.dataset, **self.evaluation.to_dict()}
+
+
+def load_parity_run(run_dir: str | Path) -> tuple[Code, Path, list[torch.nn.Module]]:
+    """The code, the base checkpoint it belongs to, and the r trained parity models of a run folder."""
+    run_dir = Path(run_dir)
+    try:
+        meta = json.loads((run_dir / CODE_NAME).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{run_dir} is not a parity run (no {CODE_NAME}): train one with `parm train-parity`") from None
+    code = code_from_spec(meta["code"])
+    models = [load_checkpoint(run_dir / f"parity-{j}.safetensors")[0] for j in range(code.r)]
+    return code, Path(meta["base"]), models
+
+
+@torch.no_grad()
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> EvaluatedRun:
+    """A_a, A_d and the default baseline of a parity run on its dataset's test split."""
+    code, base_path, parity_models = load_parity_run(run_dir)
+    base_model, card = load_checkpoint(base_path)
+    recorded = card.extra.get("dataset_args") or {"name": card.dataset}
+    dataset = load_dataset(recorded["name"], data_dir=data_dir or recorded.get("data_dir"), cache_dir=cache_dir,
+                           seed=card.split_seed)
+    target = resolve_device(device)
+    base_model.to(target)
+    for model in parity_models:
+        model.to(target)
+    base_out = predict_logits(base_model, dataset.test, dataset.preprocess, device=target)
+    groups = group_indices(len(dataset.test), code.k, seed)
+    parity_out = parity_outputs(parity_models, code, dataset.test, dataset.preprocess, groups, device=target)
+    evaluation = score_reconstructions(
+        code, base_out, parity_out, groups, dataset.test.y, default_class=most_common_class(dataset.train.y)
+    )
+    return EvaluatedRun(str(run_dir), card.model, card.dataset, evaluation)
