@@ -19,7 +19,7 @@ from parm.codes import build_code
 from parm.data import load_dataset
 from parm.models import build_model
 from parm.training import BaseTrainConfig, seed_everything, train_base
-from parm.training.parity import ParityTrainConfig, train_parity
+from parm.training.parity import INITS, ParityTrainConfig, train_parity
 
 BASE = Path("runs/base/fashion-mnist-base-mlp")
 CONFIGS = {  # name: (code, k, r)
@@ -44,6 +44,7 @@ def ensure_base(dataset) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=ParityTrainConfig().epochs)
+    parser.add_argument("--init", choices=INITS, default=ParityTrainConfig().init, help="parity-model initialisation")
     parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS), help="run only these configurations")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/parity_models"))
     args = parser.parse_args()
@@ -55,10 +56,10 @@ def main() -> None:
         seed_everything(0)
         started = time.perf_counter()
         result = train_parity(BASE, dataset, build_code(code_name, k, r), args.out / name,
-                              config=ParityTrainConfig(epochs=args.epochs, progress=False), overwrite=True)
+                              config=ParityTrainConfig(epochs=args.epochs, init=args.init, progress=False), overwrite=True)
         test = result.test
         rows.append({
-            "config": name, "code": code_name, "k": k, "r": r, "epochs": args.epochs, "best_epoch": result.best_epoch,
+            "config": name, "code": code_name, "k": k, "r": r, "init": args.init, "epochs": args.epochs, "best_epoch": result.best_epoch,
             "A_a": test["available_accuracy"], "A_d": test["degraded_accuracy"],
             "A_d_by_lost": {s["lost"]: s["accuracy"] for s in test["by_lost"]},
             "default": test["default_accuracy"], "wall_seconds": time.perf_counter() - started,
@@ -67,7 +68,8 @@ def main() -> None:
         print(f"{name}: A_d {test['degraded_accuracy']:.2%} in {rows[-1]['wall_seconds']:.0f} s", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print("\n| config | epochs (best) | A_a | A_d, 1 lost | A_d, 2 lost | default | wall time | training groups/s (median) |")
+    print(f"\ninit: {args.init}")
+    print("| config | epochs (best) | A_a | A_d, 1 lost | A_d, 2 lost | default | wall time | training groups/s (median) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         lost2 = f"{row['A_d_by_lost'][2]:.2%}" if 2 in row["A_d_by_lost"] else "—"

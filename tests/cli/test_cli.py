@@ -118,3 +118,6 @@ def test_train_parity_without_base_names_the_fix(idx_dir, tmp_path, capsys, monk
     assert "parm train-base --dataset" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "parm train-parity" in capsys.readouterr().err
+    (tmp_path / "results.json").write_text("{}")
+    assert main(["evaluate", str(tmp_path / "results.json")]) == 2
+    assert "parm train-parity" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def results_table(runs: Sequence[EvaluatedRun]) -> str:
 
 
 @contextmanager
-def _axes(path: Path, size: tuple[float, float] = (5.5, 3.8)) -> Iterator[Any]:
+def _axes(path: Path, size: tuple[float, float] = (5.5, 3.8), **legend: Any) -> Iterator[Any]:
     """One set of axes, saved to ``path`` with its legend when the block ends."""
     import matplotlib
 
@@ -45,7 +45,7 @@ def _axes(path: Path, size: tuple[float, float] = (5.5, 3.8)) -> Iterator[Any]:
     fig, ax = plt.subplots(figsize=size)
     try:
         yield ax
-        ax.legend()
+        ax.legend(**legend)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
     finally:
@@ -54,7 +54,7 @@ def _axes(path: Path, size: tuple[float, float] = (5.5, 3.8)) -> Iterator[Any]:
 
 def plot_accuracy_bars(runs: Sequence[EvaluatedRun], path: Path) -> None:
     """Fig. 8: A_a beside A_d for each run, with the default-prediction baseline."""
-    with _axes(path, (max(5, 1.6 * len(runs) + 2), 3.8)) as ax:
+    with _axes(path, (max(5, 1.6 * len(runs) + 2), 4.2), loc="upper center", ncol=3) as ax:
         _draw_bars(ax, runs)
 
 
@@ -64,10 +64,12 @@ def _draw_bars(ax: Any, runs: Sequence[EvaluatedRun]) -> None:
         ev = run.evaluation
         ax.bar(i - width / 2, 100 * ev.available_accuracy, width, color="tab:blue", label="A_a (available)" if i == 0 else None)
         ax.bar(i + width / 2, 100 * ev.degraded_accuracy, width, color="tab:orange", label="A_d (degraded)" if i == 0 else None)
+        for offset, value in ((-width / 2, ev.available_accuracy), (width / 2, ev.degraded_accuracy)):
+            ax.text(i + offset, 100 * value + 1, f"{100 * value:.1f}", ha="center", fontsize=8)
         ax.hlines(100 * ev.default_accuracy, i - 0.45, i + 0.45, colors="grey", linestyles="--",
                   label="default prediction" if i == 0 else None)
     ax.set_xticks(range(len(runs)), [run.label for run in runs], rotation=15)
-    ax.set(ylabel="accuracy (%)", ylim=(0, 100), title=f"{runs[0].base_model} on {runs[0].dataset}")
+    ax.set(ylabel="accuracy (%)", ylim=(0, 118), yticks=range(0, 101, 20), title=f"{runs[0].base_model} on {runs[0].dataset}")
 
 
 def plot_overall(runs: Sequence[EvaluatedRun], path: Path) -> None:
@@ -76,7 +78,7 @@ def plot_overall(runs: Sequence[EvaluatedRun], path: Path) -> None:
     with _axes(path) as ax:
         for run in runs:
             ax.plot(fractions, [100 * run.evaluation.overall_accuracy(f) for f in OVERALL_FRACTIONS], label=run.label)
-        ax.axhline(100 * runs[0].evaluation.available_accuracy, color="tab:orange", linestyle=":", label="A_a")
+        ax.axhline(100 * runs[0].evaluation.available_accuracy, color="black", linestyle=":", label="A_a")
         ax.set(xlabel="unavailable predictions f (%)", ylabel="overall accuracy A_o (%)", title="A_o = (1-f) A_a + f A_d")
 
 

@@ -20,9 +20,8 @@ from parm.evaluation.degraded import (
 )
 from parm.evaluation.predict import predict_logits
 from parm.models import load_checkpoint
+from parm.training.parity import CODE_NAME, parity_path
 from parm.training.runtime import resolve_device
-
-CODE_NAME = "code.json"
 
 
 @dataclass
@@ -49,12 +48,11 @@ class EvaluatedRun:
 def load_parity_run(run_dir: str | Path) -> tuple[Code, Path, list[torch.nn.Module]]:
     """The code, the base checkpoint it belongs to, and the r trained parity models of a run folder."""
     run_dir = Path(run_dir)
-    try:
-        meta = json.loads((run_dir / CODE_NAME).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{run_dir} is not a parity run (no {CODE_NAME}): train one with `parm train-parity`") from None
+    if not (run_dir / CODE_NAME).is_file():
+        raise FileNotFoundError(f"{run_dir} is not a parity run (no {CODE_NAME}): train one with `parm train-parity`")
+    meta = json.loads((run_dir / CODE_NAME).read_text())
     code = code_from_spec(meta["code"])
-    models = [load_checkpoint(run_dir / f"parity-{j}.safetensors")[0] for j in range(code.r)]
+    models = [load_checkpoint(parity_path(run_dir, j))[0] for j in range(code.r)]
     return code, Path(meta["base"]), models
 
 
