@@ -30,3 +30,9 @@ def make_source(n_per_class: int = 30, classes: int = 3, shape=(1, 8, 8), seed: 
 @pytest.fixture
 def tiny_dataset():
     return split_source("tiny", make_source(), seed=0, test_size=18, val_size=9)
+
+
+@pytest.fixture
+def small_dataset():
+    """Enough groups (120 per epoch at k = 2) for a short training run to show real learning."""
+    return split_source("small", make_source(n_per_class=120, shape=(1, 6, 6)), seed=0, test_size=60, val_size=60)

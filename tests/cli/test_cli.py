@@ -121,3 +121,15 @@ def test_train_parity_without_base_names_the_fix(idx_dir, tmp_path, capsys, monk
     (tmp_path / "results.json").write_text("{}")
     assert main(["evaluate", str(tmp_path / "results.json")]) == 2
     assert "parm train-parity" in capsys.readouterr().err
+
+
+def test_train_coder_then_evaluate(idx_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    common = ["--dataset", str(idx_dir), "--no-progress"]
+    assert main(["train-base", *common, "--model", "base-mlp", "--epochs", "1"]) == 0
+    assert main(["train-coder", *common, "--model", "base-mlp", "--encoder", "conv", "--loss", "kl", "--epochs", "1"]) == 0
+    assert "A_d" in capsys.readouterr().out
+    run = tmp_path / "runs" / "coder" / "idx-base-mlp-conv-kl-k2-r1"
+    assert (run / "code.safetensors").exists()
+    assert main(["evaluate", str(run)]) == 0
+    assert "| learned-conv | 2 | 1 |" in capsys.readouterr().out

@@ -7,7 +7,8 @@ import torch
 
 from parm.codes import LinearCode, SumCode
 from parm.models import ModelCard, save_checkpoint
-from parm.training.parity import ParityTrainConfig, build_parity_models, epoch_groups, train_parity
+from parm.training.coded import epoch_groups
+from parm.training.parity import ParityTrainConfig, build_parity_models, train_parity
 
 
 @pytest.fixture

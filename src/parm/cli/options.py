@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, TypeVar
 
 from parm.data import DEFAULT_SPLIT_SEED, Dataset, dataset_names, load_dataset
+from parm.training import TrainConfig
+
+Config = TypeVar("Config", bound=TrainConfig)
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -32,3 +36,43 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and augmentation (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ... (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in log files)")
+
+
+def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig, *, unit: str, out: str) -> None:
+    """Epochs, optimiser, schedule, output folder, resume, and the runtime options of every training command."""
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"{unit} per batch (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default: %(default)s")
+    parser.add_argument("--schedule", choices=("cosine", "constant"), default=defaults.schedule,
+                        help="learning-rate schedule over the epochs (default: %(default)s)")
+    parser.add_argument("--out", type=Path, help=f"output folder (default: {out})")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    parser.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
+    add_runtime_options(parser)
+
+
+def training_config(args: argparse.Namespace, config_type: type[Config], **extra: Any) -> Config:
+    """The command's config from the options of `add_training_options` plus its own ``extra``."""
+    return config_type(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       schedule=args.schedule, seed=args.seed, device=args.device, progress=not args.no_progress, **extra)
+
+
+def add_base_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="the base model's name: its checkpoint is runs/base/DATASET-MODEL")
+    parser.add_argument("--base", type=Path, help="the base model's checkpoint (folder or .safetensors), instead of --model")
+
+
+def base_checkpoint(args: argparse.Namespace, dataset_name: str) -> Path:
+    """The base model a coded run protects: ``--base``, or the ``parm train-base`` folder of ``--model``."""
+    if args.base is not None:
+        return args.base
+    if args.model is None:
+        raise ValueError("name the base model with --model (trained by `parm train-base`) or --base PATH")
+    path = Path("runs") / "base" / f"{dataset_name}-{args.model.replace(':', '.')}"
+    if not (path / "model.safetensors").exists():
+        raise FileNotFoundError(
+            f"no trained base model at {path}: train it first with "
+            f"`parm train-base --dataset {args.dataset} --model {args.model}`, or pass --base PATH"
+        )
+    return path

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from parm.cli.options import add_dataset_options, add_runtime_options, load_dataset_from_args
+from parm.cli.options import add_dataset_options, add_training_options, load_dataset_from_args, training_config
 from parm.models import build_model
 from parm.training import BaseTrainConfig, seed_everything, train_base
 
@@ -23,22 +23,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_dataset_options(parser)
     parser.add_argument("--model", required=True, help="a zoo model (see `parm models`) or package.module:function")
-    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="default: %(default)s")
-    parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument(
-        "--schedule", choices=("cosine", "constant"), default=DEFAULTS.schedule,
-        help="learning-rate schedule over the epochs (default: %(default)s)",
-    )
-    parser.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="default: %(default)s")
     parser.add_argument(
         "--augment", action=argparse.BooleanOptionalAction, default=None,
         help="random crop + flip (default: on for CIFAR, off for the MNIST family)",
     )
-    parser.add_argument("--out", type=Path, help="output folder (default: runs/base/DATASET-MODEL)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    parser.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
-    add_runtime_options(parser)
+    add_training_options(parser, DEFAULTS, unit="images", out="runs/base/DATASET-MODEL")
     parser.set_defaults(run=run)
 
 
@@ -47,17 +36,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)  # the initial weights too are a function of --seed
     model = build_model(args.model, dataset.input_shape, dataset.num_classes)
     out = args.out or Path("runs") / "base" / f"{dataset.name}-{args.model.replace(':', '.')}"
-    config = BaseTrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        schedule=args.schedule,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        device=args.device,
-        augment=args.augment,
-        progress=not args.no_progress,
-    )
+    config = training_config(args, BaseTrainConfig, augment=args.augment)
     print(
         f"training {args.model} on {dataset.name}: {len(dataset.train):,} train / {len(dataset.val):,} val / "
         f"{len(dataset.test):,} test images of shape {'x'.join(map(str, dataset.input_shape))}"

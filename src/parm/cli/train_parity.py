@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from parm.cli.options import add_dataset_options, add_runtime_options, load_dataset_from_args
-from parm.codes import CODES, build_code
-from parm.training import seed_everything
+from parm.cli.options import (
+    add_base_model_options,
+    add_dataset_options,
+    add_training_options,
+    base_checkpoint,
+    load_dataset_from_args,
+    training_config,
+)
+from parm.codes import PARITY_MODEL_CODES, build_code
+from parm.training import TrainResult, seed_everything
 from parm.training.parity import INITS, LOSSES, ParityTrainConfig, train_parity
 
 DEFAULTS = ParityTrainConfig()
@@ -31,41 +38,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog="example: parm train-parity --dataset fashion-mnist --model base-mlp --k 2 --code sum",
     )
     add_dataset_options(parser)
-    parser.add_argument("--model", help="the base model's name: its checkpoint is runs/base/DATASET-MODEL")
-    parser.add_argument("--base", type=Path, help="the base model's checkpoint (folder or .safetensors), instead of --model")
+    add_base_model_options(parser)
     parser.add_argument("--k", type=int, default=2, help="queries per coding group (default: %(default)s)")
     parser.add_argument("--r", type=int, default=1, help="parities per group (default: %(default)s; > 1 needs --code linear)")
-    parser.add_argument("--code", choices=sorted(CODES), default="sum", help="erasure code (default: %(default)s)")
+    parser.add_argument("--code", choices=PARITY_MODEL_CODES, default="sum", help="erasure code (default: %(default)s)")
     parser.add_argument("--coefficients", type=parse_coefficients,
                         help="linear code only: r x k coefficient rows, e.g. '1,1;1,2' (default: Vandermonde on Chebyshev nodes)")
     parser.add_argument("--parity-model", help="parity-model architecture (default: the base model's)")
     parser.add_argument("--init", choices=INITS, default=DEFAULTS.init,
                         help="start from the base model's weights, the paper's initialisation, or torch's (default: %(default)s)")
     parser.add_argument("--loss", choices=sorted(LOSSES), default=DEFAULTS.loss, help="default: %(default)s")
-    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="default: %(default)s")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="coding groups per batch (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="default: %(default)s")
-    parser.add_argument("--schedule", choices=("cosine", "constant"), default=DEFAULTS.schedule, help="default: %(default)s")
-    parser.add_argument("--out", type=Path, help="output folder (default: runs/parity/DATASET-MODEL-CODE-kK-rR)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    parser.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
-    add_runtime_options(parser)
+    add_training_options(parser, DEFAULTS, unit="coding groups", out="runs/parity/DATASET-MODEL-CODE-kK-rR")
     parser.set_defaults(run=run)
-
-
-def base_checkpoint(args: argparse.Namespace, dataset_name: str) -> Path:
-    if args.base is not None:
-        return args.base
-    if args.model is None:
-        raise ValueError("name the base model with --model (trained by `parm train-base`) or --base PATH")
-    path = Path("runs") / "base" / f"{dataset_name}-{args.model.replace(':', '.')}"
-    if not (path / "model.safetensors").exists():
-        raise FileNotFoundError(
-            f"no trained base model at {path}: train it first with "
-            f"`parm train-base --dataset {args.dataset} --model {args.model}`, or pass --base PATH"
-        )
-    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,17 +59,18 @@ def run(args: argparse.Namespace) -> int:
     code = build_code(args.code, args.k, args.r, **options)
     name = args.model or base.stem
     out = args.out or Path("runs") / "parity" / f"{dataset.name}-{name.replace(':', '.')}-{code.name}-k{code.k}-r{code.r}"
-    config = ParityTrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        schedule=args.schedule, seed=args.seed, device=args.device, progress=not args.no_progress,
-        loss=args.loss, init=args.init,
-    )
+    config = training_config(args, ParityTrainConfig, loss=args.loss, init=args.init)
     seed_everything(args.seed)
     print(f"training {code.r} parity model(s) of the {code.name} code (k={code.k}) for {base} on {dataset.name}")
     result = train_parity(base, dataset, code, out, architecture=args.parity_model, config=config,
                           resume=args.resume, overwrite=args.overwrite)
+    print_coded_result(result, "parity-*.safetensors")
+    return 0
+
+
+def print_coded_result(result: TrainResult, weights: str) -> None:
+    """The headline of a coded run: A_a, A_d and the default baseline, and where the files are."""
     test = result.test
     print(f"A_a {test['available_accuracy']:.2%}   A_d {test['degraded_accuracy']:.2%}   "
           f"default baseline {test['default_accuracy']:.2%}   (best epoch {result.best_epoch})")
-    print(f"results written to {out}/ (parity-*.safetensors, code.json, metrics.json, report.md, curves.png)")
-    return 0
+    print(f"results written to {result.out_dir}/ ({weights}, code.json, metrics.json, report.md, curves.png)")

@@ -1,4 +1,4 @@
-"""Erasure codes: one interface (`Code`) for the sum, linear (any r) and concatenation codes.
+"""Erasure codes: one interface (`Code`) for the sum, linear (any r), concatenation and learned codes.
 
 >>> code = build_code("linear", k=3, r=2)
 >>> parities = code.encode(x)                 # (B, 3, C, H, W) -> (B, 2, C, H, W)
@@ -11,10 +11,12 @@ from typing import Any
 
 from parm.codes.base import Code, DecodingError
 from parm.codes.concat import ConcatenationCode
+from parm.codes.learned import ConvEncoder, LearnedCode, MLPDecoder, MLPEncoder
 from parm.codes.linear import LinearCode, SumCode
 from parm.codes.patterns import erasure_patterns, lost_originals
 
-CODES: dict[str, type[Code]] = {"sum": SumCode, "linear": LinearCode, "concat": ConcatenationCode}
+CODES: dict[str, type[Code]] = {"sum": SumCode, "linear": LinearCode, "concat": ConcatenationCode, "learned": LearnedCode}
+PARITY_MODEL_CODES = ("sum", "linear", "concat")  # decoded with trained parity models; "learned" runs F itself
 
 
 def build_code(name: str, k: int, r: int = 1, **options: Any) -> Code:
@@ -34,8 +36,13 @@ __all__ = [
     "CODES",
     "Code",
     "ConcatenationCode",
+    "ConvEncoder",
     "DecodingError",
+    "LearnedCode",
     "LinearCode",
+    "MLPDecoder",
+    "MLPEncoder",
+    "PARITY_MODEL_CODES",
     "SumCode",
     "build_code",
     "code_from_spec",

@@ -42,9 +42,13 @@ class Code(ABC):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Parity queries (B, r, ...) for groups of inputs (B, k, ...)."""
 
-    @abstractmethod
     def parity_targets(self, outputs: torch.Tensor) -> torch.Tensor:
-        """What the r parity models should return (B, r, m), given the k base outputs (B, k, m)."""
+        """What the r parity models should return (B, r, m), given the k base outputs (B, k, m).
+
+        Only codes decoded with parity models have targets; a learned code runs F itself on its
+        parities and is trained end to end instead.
+        """
+        raise NotImplementedError(f"the {self.name} code has no parity-model targets: it runs F on its parities")
 
     @abstractmethod
     def decode(self, outputs: torch.Tensor, available: torch.Tensor) -> torch.Tensor:

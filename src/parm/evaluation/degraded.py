@@ -63,6 +63,7 @@ class ErasureScore:
     accuracy: float
     top5_accuracy: float
     agreement: float  # reconstructions whose top class is the base model's own
+    mse: float  # mean squared error of reconstructions against the base model's outputs
 
 
 @dataclass
@@ -75,6 +76,7 @@ class DegradedEvaluation:
     degraded_accuracy: float
     degraded_top5_accuracy: float
     agreement: float
+    mse: float
     default_class: int
     default_accuracy: float
     groups: int
@@ -106,10 +108,10 @@ def score_reconstructions(
         lost = lost_originals(mask, code.k)
         rebuilt = code.decode(outputs, mask)[:, lost].flatten(0, 1)
         members = groups[:, lost].flatten()
-        per_lost.setdefault(len(lost), []).append((rebuilt, labels[members], base_outputs[members].argmax(1)))
+        per_lost.setdefault(len(lost), []).append((rebuilt, labels[members], base_outputs[members]))
     scores = []
     for lost, parts in sorted(per_lost.items()):
-        rebuilt, truth, base_pred = (torch.cat(column) for column in zip(*parts))
+        rebuilt, truth, base = (torch.cat(column) for column in zip(*parts))
         scores.append(
             ErasureScore(
                 lost=lost,
@@ -117,7 +119,8 @@ def score_reconstructions(
                 reconstructions=len(truth),
                 accuracy=top_k_accuracy(rebuilt, truth, 1),
                 top5_accuracy=top_k_accuracy(rebuilt, truth, 5),
-                agreement=(rebuilt.argmax(1) == base_pred).float().mean().item(),
+                agreement=(rebuilt.argmax(1) == base.argmax(1)).float().mean().item(),
+                mse=(rebuilt - base).pow(2).mean().item(),
             )
         )
     total = sum(s.reconstructions for s in scores)
@@ -133,6 +136,7 @@ def score_reconstructions(
         degraded_accuracy=weighted("accuracy"),
         degraded_top5_accuracy=weighted("top5_accuracy"),
         agreement=weighted("agreement"),
+        mse=weighted("mse"),
         default_class=default_class,
         default_accuracy=(labels[members] == default_class).float().mean().item(),
         groups=len(groups),

@@ -26,7 +26,7 @@ def results_table(runs: Sequence[EvaluatedRun]) -> str:
     for run in runs:
         ev = run.evaluation
         per_lost = {s.lost: s.accuracy for s in ev.by_lost}
-        cells = [run.base_model, run.dataset, run.code["name"], str(run.code["k"]), str(run.code.get("r", 1)),
+        cells = [run.base_model, run.dataset, run.code_name, str(run.code["k"]), str(run.code.get("r", 1)),
                  _pct(ev.available_accuracy), *(_pct(per_lost[n]) if n in per_lost else "—" for n in range(1, most_lost + 1)),
                  _pct(ev.degraded_top5_accuracy), _pct(ev.agreement), _pct(ev.default_accuracy),
                  _pct(ev.overall_accuracy(0.1)), f"`{run.run}`"]
@@ -86,7 +86,7 @@ def plot_degraded_vs_k(runs: Sequence[EvaluatedRun], path: Path) -> None:
     """Fig. 11: A_d (one lost original) against k per code, with the default-prediction baseline."""
     series: dict[str, list[tuple[int, float]]] = {}
     for run in runs:
-        name = f"{run.code['name']} r={run.code.get('r', 1)}"
+        name = f"{run.code_name} r={run.code.get('r', 1)}"
         series.setdefault(name, []).append((run.code["k"], run.evaluation.by_lost[0].accuracy))
     with _axes(path) as ax:
         for name, points in series.items():

@@ -1,0 +1,93 @@
+"""Learned-code training: F stays the trained base model, and a short run really learns."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from parm.codes import LearnedCode
+from parm.evaluation import group_indices, parity_outputs, score_reconstructions
+from parm.models import load_checkpoint
+from parm.training.coder import CoderTrainConfig, train_coder
+
+
+@pytest.fixture
+def base_checkpoint(request, tmp_path):
+    """An affine base model (logistic regression) fitted for a few steps on the test's dataset."""
+    from parm.models import ModelCard, build_model, save_checkpoint
+
+    tiny_dataset = request.getfixturevalue("small_dataset" if "small_dataset" in request.fixturenames else "tiny_dataset")
+    torch.manual_seed(0)
+    model = build_model("logistic-regression", tiny_dataset.input_shape, tiny_dataset.num_classes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    x, y = tiny_dataset.preprocess(tiny_dataset.train.x), tiny_dataset.train.y
+    for _ in range(50):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    card = ModelCard("logistic-regression", tiny_dataset.input_shape, tiny_dataset.classes, tiny_dataset.name,
+                     tiny_dataset.split_seed, tiny_dataset.preprocess.to_dict())
+    return save_checkpoint(model, card, tmp_path / "base")
+
+
+def _code(dataset, encoder="mlp", r=1):
+    torch.manual_seed(0)
+    return LearnedCode(2, r, encoder=encoder, input_shape=dataset.input_shape, num_outputs=dataset.num_classes)
+
+
+def _config(**kw):
+    return CoderTrainConfig(**{"epochs": 2, "batch_size": 8, "progress": False, "device": "cpu", **kw})
+
+
+def _test_mse(code, dataset, base_checkpoint):
+    base, _ = load_checkpoint(base_checkpoint)
+    groups = group_indices(len(dataset.test), code.k, 0)
+    with torch.no_grad():
+        out = parity_outputs([base] * code.r, code, dataset.test, dataset.preprocess, groups)
+        base_out = base(dataset.preprocess(dataset.test.x))
+        return score_reconstructions(code, base_out, out, groups, dataset.test.y).mse
+
+
+def test_base_model_is_never_touched(tiny_dataset, base_checkpoint, tmp_path, monkeypatch):
+    before = load_file(str(base_checkpoint))
+    seen = []
+    real_step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append({id(p) for group in self.param_groups for p in group["params"]})
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    import parm.training.coded as coded
+
+    loaded = []
+    real_load = coded.load_frozen_base
+    monkeypatch.setattr(coded, "load_frozen_base", lambda *a: loaded.append(real_load(*a)) or loaded[-1])
+    code = _code(tiny_dataset, encoder="conv")
+    train_coder(base_checkpoint, tiny_dataset, code, tmp_path / "c", config=_config())
+    f = loaded[0].model
+    assert all(p.grad is None and not p.requires_grad for p in f.parameters())  # no gradient ever reached F
+    assert not any(id(p) in step for p in f.parameters() for step in seen)  # no optimiser step saw F
+    assert {id(p) for p in code.parameters()} == seen[0]
+    after = {name: value for name, value in f.state_dict().items()}
+    assert all(torch.equal(before[name], after[name]) for name in before)  # F equals the base checkpoint
+    assert all(torch.equal(before[name], value) for name, value in load_file(str(base_checkpoint)).items())
+
+
+def test_short_training_learns_to_rebuild_a_linear_f(small_dataset, base_checkpoint, tmp_path):
+    code = _code(small_dataset)
+    untrained = _test_mse(code, small_dataset, base_checkpoint)
+    train_coder(base_checkpoint, small_dataset, code, tmp_path / "c", config=_config(epochs=40, lr=1e-2, batch_size=16))
+    trained = _test_mse(code, small_dataset, base_checkpoint)
+    assert trained < 0.1 * untrained
+
+
+@pytest.mark.parametrize("loss", ["kl", "ce"])
+def test_other_losses_and_r2_train(tiny_dataset, base_checkpoint, tmp_path, loss):
+    result = train_coder(base_checkpoint, tiny_dataset, _code(tiny_dataset, r=2), tmp_path / loss, config=_config(loss=loss))
+    assert [s["lost"] for s in result.test["by_lost"]] == [1, 2]
+    assert (tmp_path / loss / "code.safetensors").exists()
+
+
+def test_unknown_loss_is_refused(tiny_dataset, base_checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="unknown loss"):
+        train_coder(base_checkpoint, tiny_dataset, _code(tiny_dataset), tmp_path / "c", config=_config(loss="hinge"))
