@@ -15,13 +15,13 @@ import statistics
 import time
 from pathlib import Path
 
+from common import ensure_base
+
 from parm.codes import build_code
 from parm.data import load_dataset
-from parm.models import build_model
-from parm.training import BaseTrainConfig, seed_everything, train_base
+from parm.training import seed_everything
 from parm.training.parity import INITS, ParityTrainConfig, train_parity
 
-BASE = Path("runs/base/fashion-mnist-base-mlp")
 CONFIGS = {  # name: (code, k, r)
     "sum-k2": ("sum", 2, 1),
     "concat-k2": ("concat", 2, 1),
@@ -33,14 +33,6 @@ CONFIGS = {  # name: (code, k, r)
 }
 
 
-def ensure_base(dataset) -> None:
-    if (BASE / "model.safetensors").exists():
-        return
-    seed_everything(0)
-    model = build_model("base-mlp", dataset.input_shape, dataset.num_classes)
-    train_base(model, dataset, BASE, model_name="base-mlp", config=BaseTrainConfig(progress=False), resume=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=ParityTrainConfig().epochs)
@@ -49,13 +41,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/parity_models"))
     args = parser.parse_args()
     dataset = load_dataset("fashion-mnist")
-    ensure_base(dataset)
+    base = ensure_base(dataset, "base-mlp")
     rows = []
     for name in args.only or CONFIGS:
         code_name, k, r = CONFIGS[name]
         seed_everything(0)
         started = time.perf_counter()
-        result = train_parity(BASE, dataset, build_code(code_name, k, r), args.out / name,
+        result = train_parity(base, dataset, build_code(code_name, k, r), args.out / name,
                               config=ParityTrainConfig(epochs=args.epochs, init=args.init, progress=False), overwrite=True)
         test = result.test
         rows.append({

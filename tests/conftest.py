@@ -27,6 +27,25 @@ def make_source(n_per_class: int = 30, classes: int = 3, shape=(1, 8, 8), seed: 
     return SourceData(LabeledArrays(x, y.astype(np.int64)), tuple(f"c{i}" for i in range(classes)), description="synthetic")
 
 
+def fit_affine_base(dataset, path):
+    """An affine base model (logistic regression) fitted for a few steps on ``dataset``, checkpointed at ``path``."""
+    import torch
+
+    from parm.models import ModelCard, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("logistic-regression", dataset.input_shape, dataset.num_classes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    x, y = dataset.preprocess(dataset.train.x), dataset.train.y
+    for _ in range(50):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    card = ModelCard("logistic-regression", dataset.input_shape, dataset.classes, dataset.name, dataset.split_seed,
+                     dataset.preprocess.to_dict())
+    return save_checkpoint(model, card, path)
+
+
 @pytest.fixture
 def tiny_dataset():
     return split_source("tiny", make_source(), seed=0, test_size=18, val_size=9)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import fit_affine_base
 from safetensors.torch import load_file
 
 from parm.codes import LearnedCode
@@ -12,21 +13,9 @@ from parm.training.coder import CoderTrainConfig, train_coder
 
 @pytest.fixture
 def base_checkpoint(request, tmp_path):
-    """An affine base model (logistic regression) fitted for a few steps on the test's dataset."""
-    from parm.models import ModelCard, build_model, save_checkpoint
-
-    tiny_dataset = request.getfixturevalue("small_dataset" if "small_dataset" in request.fixturenames else "tiny_dataset")
-    torch.manual_seed(0)
-    model = build_model("logistic-regression", tiny_dataset.input_shape, tiny_dataset.num_classes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    x, y = tiny_dataset.preprocess(tiny_dataset.train.x), tiny_dataset.train.y
-    for _ in range(50):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    card = ModelCard("logistic-regression", tiny_dataset.input_shape, tiny_dataset.classes, tiny_dataset.name,
-                     tiny_dataset.split_seed, tiny_dataset.preprocess.to_dict())
-    return save_checkpoint(model, card, tmp_path / "base")
+    """The affine base model of the test's dataset (``small_dataset`` when the test asks for it)."""
+    name = "small_dataset" if "small_dataset" in request.fixturenames else "tiny_dataset"
+    return fit_affine_base(request.getfixturevalue(name), tmp_path / "base")
 
 
 def _code(dataset, encoder="mlp", r=1):
@@ -76,7 +65,7 @@ def test_base_model_is_never_touched(tiny_dataset, base_checkpoint, tmp_path, mo
 def test_short_training_learns_to_rebuild_a_linear_f(small_dataset, base_checkpoint, tmp_path):
     code = _code(small_dataset)
     untrained = _test_mse(code, small_dataset, base_checkpoint)
-    train_coder(base_checkpoint, small_dataset, code, tmp_path / "c", config=_config(epochs=40, lr=1e-2, batch_size=16))
+    train_coder(base_checkpoint, small_dataset, code, tmp_path / "c", config=_config(epochs=40, lr=1e-2, batch_size=16, loss="mse"))
     trained = _test_mse(code, small_dataset, base_checkpoint)
     assert trained < 0.1 * untrained
 

@@ -4,29 +4,16 @@ import json
 
 import pytest
 import torch
+from conftest import fit_affine_base
 
 from parm.codes import LinearCode, SumCode
-from parm.models import ModelCard, save_checkpoint
 from parm.training.coded import epoch_groups
 from parm.training.parity import ParityTrainConfig, build_parity_models, train_parity
 
 
 @pytest.fixture
 def base_checkpoint(tiny_dataset, tmp_path):
-    """A trained-enough base model: logistic regression fitted for a few steps on the tiny dataset."""
-    torch.manual_seed(0)
-    from parm.models import build_model
-
-    model = build_model("logistic-regression", tiny_dataset.input_shape, tiny_dataset.num_classes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    x, y = tiny_dataset.preprocess(tiny_dataset.train.x), tiny_dataset.train.y
-    for _ in range(50):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    card = ModelCard("logistic-regression", tiny_dataset.input_shape, tiny_dataset.classes, tiny_dataset.name,
-                     tiny_dataset.split_seed, tiny_dataset.preprocess.to_dict())
-    return save_checkpoint(model, card, tmp_path / "base")
+    return fit_affine_base(tiny_dataset, tmp_path / "base")
 
 
 def _config(**kw):

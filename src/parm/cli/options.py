@@ -58,9 +58,13 @@ def training_config(args: argparse.Namespace, config_type: type[Config], **extra
                        schedule=args.schedule, seed=args.seed, device=args.device, progress=not args.no_progress, **extra)
 
 
-def add_base_model_options(parser: argparse.ArgumentParser) -> None:
+def add_coded_run_options(parser: argparse.ArgumentParser) -> None:
+    """The dataset, the base model a coded run protects, and its group shape (k queries, r parities)."""
+    add_dataset_options(parser)
     parser.add_argument("--model", help="the base model's name: its checkpoint is runs/base/DATASET-MODEL")
     parser.add_argument("--base", type=Path, help="the base model's checkpoint (folder or .safetensors), instead of --model")
+    parser.add_argument("--k", type=int, default=2, help="queries per coding group (default: %(default)s)")
+    parser.add_argument("--r", type=int, default=1, help="parities per group (default: %(default)s)")
 
 
 def base_checkpoint(args: argparse.Namespace, dataset_name: str) -> Path:

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from parm.cli.options import (
-    add_base_model_options,
-    add_dataset_options,
+    add_coded_run_options,
     add_training_options,
     base_checkpoint,
     load_dataset_from_args,
@@ -31,13 +30,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "code.json, metrics.json (degraded-mode test scores), report.md and curves.png.",
         epilog="example: parm train-coder --dataset fashion-mnist --model base-mlp --k 2 --encoder conv",
     )
-    add_dataset_options(parser)
-    add_base_model_options(parser)
-    parser.add_argument("--k", type=int, default=2, help="queries per coding group (default: %(default)s)")
-    parser.add_argument("--r", type=int, default=1, help="parities per group (default: %(default)s)")
+    add_coded_run_options(parser)
     parser.add_argument("--encoder", choices=ENCODERS, default="mlp", help="MLPEncoder or ConvEncoder (default: %(default)s)")
     parser.add_argument("--loss", choices=sorted(LOSSES), default=DEFAULTS.loss,
-                        help="mse to F's outputs, kl to F's output distribution, ce to the true label (default: %(default)s)")
+                        help="ce to the true label, kl to F's output distribution, mse to F's outputs (the paper's; "
+                        "default: %(default)s)")
     parser.add_argument("--sentinel", type=float, default=0.0, help="decoder input for a lost output (default: %(default)s)")
     add_training_options(parser, DEFAULTS, unit="coding groups", out="runs/coder/DATASET-MODEL-ENCODER-LOSS-kK-rR")
     parser.set_defaults(run=run)

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from parm.cli.options import (
-    add_base_model_options,
-    add_dataset_options,
+    add_coded_run_options,
     add_training_options,
     base_checkpoint,
     load_dataset_from_args,
@@ -37,10 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(degraded-mode test scores), report.md and curves.png.",
         epilog="example: parm train-parity --dataset fashion-mnist --model base-mlp --k 2 --code sum",
     )
-    add_dataset_options(parser)
-    add_base_model_options(parser)
-    parser.add_argument("--k", type=int, default=2, help="queries per coding group (default: %(default)s)")
-    parser.add_argument("--r", type=int, default=1, help="parities per group (default: %(default)s; > 1 needs --code linear)")
+    add_coded_run_options(parser)
     parser.add_argument("--code", choices=PARITY_MODEL_CODES, default="sum", help="erasure code (default: %(default)s)")
     parser.add_argument("--coefficients", type=parse_coefficients,
                         help="linear code only: r x k coefficient rows, e.g. '1,1;1,2' (default: Vandermonde on Chebyshev nodes)")

@@ -101,7 +101,12 @@ def score_reconstructions(
     *,
     default_class: int = 0,
 ) -> DegradedEvaluation:
-    """Decode every group under every pattern of 1..r lost originals and score what was rebuilt."""
+    """Decode every group under every pattern of 1..r lost originals and score what was rebuilt.
+
+    Runs on the device of ``base_outputs`` (where a learned code's decoder must live too).
+    """
+    device = base_outputs.device
+    groups, labels = groups.to(device), labels.to(device)
     outputs = torch.cat([base_outputs[groups], parity_out.to(base_outputs)], dim=1)  # (G, k + r, m)
     per_lost: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
     for mask in erasure_patterns(code.k, code.r):

@@ -98,6 +98,6 @@ def evaluate_run(
     groups = group_indices(len(dataset.test), code.k, seed)
     parity_out = parity_outputs(parity_models, code, dataset.test, dataset.preprocess, groups, device=target)
     evaluation = score_reconstructions(
-        code, base_out, parity_out, groups, dataset.test.y, default_class=most_common_class(dataset.train.y)
+        code, base_out.to(target), parity_out, groups, dataset.test.y, default_class=most_common_class(dataset.train.y)
     )
     return EvaluatedRun(str(run_dir), card.model, card.dataset, evaluation)

@@ -82,6 +82,8 @@ class CodedTask(Task):
         self.train_outputs = base.outputs["train"].to(device)
         self.val_groups = group_indices(len(dataset.val), code.k, config.eval_seed)
         self.default_class = most_common_class(dataset.train.y)
+        self._fingerprint = {"code": json.dumps(code.spec()), "dataset": dataset.name,
+                             "test_checksum": dataset.test.checksum(), "base_sha256": file_sha256(base.weights)}
 
     @property
     @abstractmethod
@@ -89,8 +91,7 @@ class CodedTask(Task):
         """The r models that run on the parities: trained parity models, or F itself."""
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"code": json.dumps(self.code.spec()), "dataset": self.dataset.name,
-                "test_checksum": self.dataset.test.checksum(), "base_sha256": file_sha256(self.base.weights)}
+        return self._fingerprint
 
     def epoch_size(self) -> int:
         return len(self.train_x) // self.code.k
@@ -105,10 +106,14 @@ class CodedTask(Task):
     def evaluate(self, split_name: str, groups: torch.Tensor) -> DegradedEvaluation:
         """Degraded-mode scores of the code as it stands on a split's groups."""
         split = getattr(self.dataset, split_name)
+        was_training = self.module.training
+        self.module.eval()
         with torch.no_grad():
             out = parity_outputs(self.parity_models, self.code, split, self.dataset.preprocess, groups, device=self.device)
-            return score_reconstructions(self.code, self.base.outputs[split_name].cpu(), out, groups, split.y,
-                                         default_class=self.default_class)
+            evaluation = score_reconstructions(self.code, self.base.outputs[split_name].to(self.device), out, groups,
+                                               split.y, default_class=self.default_class)
+        self.module.train(was_training)
+        return evaluation
 
     def validate(self) -> dict[str, float]:
         evaluation = self.evaluate("val", self.val_groups)
