@@ -34,7 +34,7 @@ def test_user_module_can_be_filled(tmp_path):
 
 def test_weights_file_is_not_a_pickle(tmp_path):
     path = save_checkpoint(build_model("base-mlp", (1, 28, 28), 10), _card(model="base-mlp"), tmp_path)
-    with pytest.raises(Exception):
+    with pytest.raises(pickle.UnpicklingError):
         pickle.loads(path.read_bytes())
     assert path.read_bytes()[8:9] == b"{"  # safetensors: 8-byte header length, then a JSON header
 

@@ -1,5 +1,6 @@
 import json
 import os
+import pickle
 
 import pytest
 import torch
@@ -72,7 +73,7 @@ def test_resume_state_is_loaded_weights_only(tiny_dataset, tmp_path):
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
 
     torch.save({"model_name": Evil()}, tmp_path / "run" / "train_state.pt")
-    with pytest.raises(Exception):
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         _train(tiny_dataset, tmp_path / "run", epochs=2, resume=True)
     assert not (tmp_path / "pwned").exists()
 
