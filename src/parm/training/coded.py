@@ -22,7 +22,7 @@ from parm.data.cache import file_sha256
 from parm.data.dataset import Dataset
 from parm.evaluation import DegradedEvaluation, group_indices, most_common_class, parity_outputs, predict_logits, score_reconstructions
 from parm.models import ModelCard, load_checkpoint, weights_path
-from parm.training.loop import Task, TrainConfig, TrainResult, fit, prepare_run
+from parm.training.loop import Advance, Task, TrainConfig, TrainResult, fit, prepare_run
 from parm.training.report import write_training_report
 from parm.training.runtime import resolve_device
 
@@ -95,6 +95,23 @@ class CodedTask(Task):
 
     def epoch_size(self) -> int:
         return len(self.train_x) // self.code.k
+
+    @abstractmethod
+    def batch_loss(self, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch: group indices (b, k) and their inputs (b, k, C, H, W)."""
+
+    def train_epoch(self, optimizer: torch.optim.Optimizer, generator: torch.Generator, advance: Advance) -> dict[str, float]:
+        self.module.train()
+        loss_sum, groups = torch.zeros((), device=self.device), 0
+        for step, (index, x) in enumerate(self.batches(generator), 1):
+            loss = self.batch_loss(index, x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(index)
+            groups += len(index)
+            advance(len(index), {"loss": loss_sum.item() / groups} if step % 20 == 0 else {})
+        return {"train_loss": loss_sum.item() / groups}
 
     def batches(self, generator: torch.Generator):
         """This epoch's batches: group indices (b, k) and their preprocessed inputs (b, k, C, H, W)."""

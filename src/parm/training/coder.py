@@ -18,7 +18,7 @@ from torch import nn
 from parm.codes import LearnedCode, erasure_patterns
 from parm.data.dataset import Dataset
 from parm.training.coded import BaseModel, CodedTask, CodedTrainConfig, train_coded
-from parm.training.loop import Advance, TrainResult
+from parm.training.loop import TrainResult
 
 CODE_WEIGHTS = "code.safetensors"
 
@@ -57,34 +57,24 @@ class CoderTask(CodedTask):
         super().__init__(code, code, dataset, base, config, device)
         self.patterns = erasure_patterns(code.k, code.r, parities_may_fail=True).to(device)  # (P, k + r)
         self.lost = ~self.patterns[:, : code.k]  # (P, k)
+        self.labels = dataset.train.y.to(device)
 
     @property
     def parity_models(self) -> list[nn.Module]:
         return [self.base.model] * self.code.r
 
-    def train_epoch(self, optimizer: torch.optim.Optimizer, generator: torch.Generator, advance: Advance) -> dict[str, float]:
-        code, f, loss_fn = self.code, self.base.model, LOSSES[self.config.loss]
-        self.module.train()
-        labels = self.dataset.train.y.to(self.device)
-        loss_sum, groups = torch.zeros((), device=self.device), 0
-        for step, (index, x) in enumerate(self.batches(generator), 1):
-            parities = code.encode(x)  # (b, r, C, H, W)
-            parity_out = f(parities.flatten(0, 1)).view(len(index), code.r, -1)
-            base_out = self.train_outputs[index]  # (b, k, m): fixed, computed once
-            outputs = torch.cat([base_out, parity_out], dim=1)
-            every_pattern = code.decoder_input(outputs.unsqueeze(1), self.patterns)  # (b, P, k + r, m)
-            rebuilt = code.decoder(every_pattern)[:, self.lost]  # (b, lost positions, m)
-            n_patterns = len(self.patterns)
-            targets = base_out.unsqueeze(1).expand(-1, n_patterns, -1, -1)[:, self.lost]
-            truth = labels[index].unsqueeze(1).expand(-1, n_patterns, -1)[:, self.lost]
-            loss = loss_fn(rebuilt, targets, truth)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(index)
-            groups += len(index)
-            advance(len(index), {"loss": loss_sum.item() / groups} if step % 20 == 0 else {})
-        return {"train_loss": loss_sum.item() / groups}
+    def batch_loss(self, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        code = self.code
+        parities = code.encode(x)  # (b, r, C, H, W)
+        parity_out = self.base.model(parities.flatten(0, 1)).view(len(index), code.r, -1)
+        base_out = self.train_outputs[index]  # (b, k, m): fixed, computed once
+        outputs = torch.cat([base_out, parity_out], dim=1)
+        every_pattern = code.decoder_input(outputs.unsqueeze(1), self.patterns)  # (b, P, k + r, m)
+        rebuilt = code.decoder(every_pattern)[:, self.lost]  # (b, lost positions, m)
+        n_patterns = len(self.patterns)
+        targets = base_out.unsqueeze(1).expand(-1, n_patterns, -1, -1)[:, self.lost]
+        truth = self.labels[index].unsqueeze(1).expand(-1, n_patterns, -1)[:, self.lost]
+        return LOSSES[self.config.loss](rebuilt, targets, truth)
 
     def save_best(self, out_dir: Path) -> None:
         save_model(self.module, str(out_dir / CODE_WEIGHTS))

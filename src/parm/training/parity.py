@@ -19,7 +19,7 @@ from parm.data.dataset import Dataset
 from parm.models import ModelCard, build_model, load_checkpoint, save_checkpoint
 from parm.models.init import paper_init
 from parm.training.coded import BaseModel, CodedTask, CodedTrainConfig, train_coded
-from parm.training.loop import Advance, TrainResult
+from parm.training.loop import TrainResult
 
 INITS = ("base", "paper", "default")
 LOSSES = {"mse": nn.functional.mse_loss, "l1": nn.functional.l1_loss, "smooth-l1": nn.functional.smooth_l1_loss}
@@ -69,22 +69,11 @@ class ParityTask(CodedTask):
     def parity_models(self) -> list[nn.Module]:
         return list(self.module)
 
-    def train_epoch(self, optimizer: torch.optim.Optimizer, generator: torch.Generator, advance: Advance) -> dict[str, float]:
-        loss_fn = LOSSES[self.config.loss]
-        self.module.train()
-        loss_sum, groups = torch.zeros((), device=self.device), 0
-        for step, (index, x) in enumerate(self.batches(generator), 1):
-            parities = self.code.encode(x)
-            targets = self.code.parity_targets(self.train_outputs[index])
-            predicted = torch.stack([model(parities[:, j]) for j, model in enumerate(self.module)], dim=1)
-            loss = loss_fn(predicted, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(index)
-            groups += len(index)
-            advance(len(index), {"loss": loss_sum.item() / groups} if step % 100 == 0 else {})
-        return {"train_loss": loss_sum.item() / groups}
+    def batch_loss(self, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        parities = self.code.encode(x)
+        targets = self.code.parity_targets(self.train_outputs[index])
+        predicted = torch.stack([model(parities[:, j]) for j, model in enumerate(self.module)], dim=1)
+        return LOSSES[self.config.loss](predicted, targets)
 
     def save_best(self, out_dir: Path) -> None:
         for j, (model, card) in enumerate(zip(self.module, self.cards)):
