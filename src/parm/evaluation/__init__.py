@@ -3,6 +3,7 @@
 from parm.evaluation.degraded import (
     DegradedEvaluation,
     ErasureScore,
+    evaluate_code,
     group_indices,
     most_common_class,
     parity_outputs,
@@ -13,6 +14,7 @@ from parm.evaluation.predict import predict_logits, top_k_accuracy
 __all__ = [
     "DegradedEvaluation",
     "ErasureScore",
+    "evaluate_code",
     "group_indices",
     "most_common_class",
     "parity_outputs",

@@ -149,6 +149,23 @@ def score_reconstructions(
     )
 
 
+@torch.no_grad()
+def evaluate_code(
+    code: Code,
+    parity_models: Sequence[nn.Module],
+    split: Split,
+    preprocess: Preprocess,
+    base_outputs: torch.Tensor,
+    groups: torch.Tensor,
+    *,
+    default_class: int,
+    device: torch.device | str = "cpu",
+) -> DegradedEvaluation:
+    """Run the parity models on the encoded groups of ``split`` and score the reconstructions."""
+    out = parity_outputs(parity_models, code, split, preprocess, groups, device=device)
+    return score_reconstructions(code, base_outputs.to(device), out, groups, split.y, default_class=default_class)
+
+
 def most_common_class(labels: torch.Tensor) -> int:
     """The default prediction a frontend without a code would return: the training split's mode."""
     return int(torch.bincount(labels).argmax())

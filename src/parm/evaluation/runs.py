@@ -8,17 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from safetensors.torch import load_model
 
 from parm.codes import Code, LearnedCode, code_from_spec
 from parm.data import load_dataset
 from parm.evaluation.degraded import (
     DegradedEvaluation,
+    evaluate_code,
     group_indices,
     most_common_class,
-    parity_outputs,
-    score_reconstructions,
 )
 from parm.evaluation.predict import predict_logits
 from parm.models import load_checkpoint
@@ -96,8 +94,6 @@ def evaluate_run(
         model.to(target)
     base_out = predict_logits(base_model, dataset.test, dataset.preprocess, device=target)
     groups = group_indices(len(dataset.test), code.k, seed)
-    parity_out = parity_outputs(parity_models, code, dataset.test, dataset.preprocess, groups, device=target)
-    evaluation = score_reconstructions(
-        code, base_out.to(target), parity_out, groups, dataset.test.y, default_class=most_common_class(dataset.train.y)
-    )
+    evaluation = evaluate_code(code, parity_models, dataset.test, dataset.preprocess, base_out, groups,
+                               default_class=most_common_class(dataset.train.y), device=target)
     return EvaluatedRun(str(run_dir), card.model, card.dataset, evaluation)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ from parm.training.augment import random_crop_flip
 from parm.training.loop import Advance, Task, TrainConfig, TrainResult, fit, prepare_run
 from parm.training.report import write_training_report
 from parm.training.runtime import resolve_device
-
-METRICS_NAME = "metrics.json"
 
 
 @dataclass
@@ -48,9 +45,10 @@ class BaseTask(Task):
             preprocess=dataset.preprocess.to_dict(),
             extra={"dataset_args": dataset.load_args},
         )
+        self._fingerprint = {"model_name": model_name, "dataset": dataset.name, "test_checksum": dataset.test.checksum()}
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "dataset": self.dataset.name, "test_checksum": self.dataset.test.checksum()}
+        return self._fingerprint
 
     def epoch_size(self) -> int:
         return len(self.train)
@@ -121,6 +119,5 @@ def train_base(
         history=outcome.history,
         config=asdict(config),
     )
-    (out_dir / METRICS_NAME).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     write_training_report(result)
     return result

@@ -20,14 +20,13 @@ from torch import nn
 from parm.codes import Code
 from parm.data.cache import file_sha256
 from parm.data.dataset import Dataset
-from parm.evaluation import DegradedEvaluation, group_indices, most_common_class, parity_outputs, predict_logits, score_reconstructions
+from parm.evaluation import DegradedEvaluation, evaluate_code, group_indices, most_common_class, predict_logits
 from parm.models import ModelCard, load_checkpoint, weights_path
 from parm.training.loop import Advance, Task, TrainConfig, TrainResult, fit, prepare_run
 from parm.training.report import write_training_report
 from parm.training.runtime import resolve_device
 
 CODE_NAME = "code.json"
-METRICS_NAME = "metrics.json"
 
 
 @dataclass
@@ -125,10 +124,8 @@ class CodedTask(Task):
         split = getattr(self.dataset, split_name)
         was_training = self.module.training
         self.module.eval()
-        with torch.no_grad():
-            out = parity_outputs(self.parity_models, self.code, split, self.dataset.preprocess, groups, device=self.device)
-            evaluation = score_reconstructions(self.code, self.base.outputs[split_name].to(self.device), out, groups,
-                                               split.y, default_class=self.default_class)
+        evaluation = evaluate_code(self.code, self.parity_models, split, self.dataset.preprocess,
+                                   self.base.outputs[split_name], groups, default_class=self.default_class, device=self.device)
         self.module.train(was_training)
         return evaluation
 
@@ -175,6 +172,5 @@ def train_coded(
         history=outcome.history,
         config=asdict(config),
     )
-    (out_dir / METRICS_NAME).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     write_training_report(result)
     return result

@@ -1,12 +1,14 @@
-"""Human-readable views of a training run: a Markdown table and a PNG of its learning curves."""
+"""What a finished training run leaves behind: metrics.json, a Markdown table and its learning curves."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from parm.training.loop import TrainResult
 
+METRICS_NAME = "metrics.json"
 REPORT_NAME = "report.md"
 CURVES_NAME = "curves.png"
 
@@ -61,6 +63,8 @@ def plot_curves(result: TrainResult) -> None:
 
 
 def write_training_report(result: TrainResult) -> None:
+    """metrics.json (the result as JSON), report.md and curves.png in the run folder."""
+    (result.out_dir / METRICS_NAME).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     (result.out_dir / REPORT_NAME).write_text(training_table(result))
     if result.history:
         plot_curves(result)
