@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_model
 
 from parm.codes import Code, LearnedCode, code_from_spec
-from parm.data import load_dataset
+from parm.data import Dataset, load_dataset
 from parm.evaluation.degraded import (
     DegradedEvaluation,
     evaluate_code,
@@ -19,7 +19,7 @@ from parm.evaluation.degraded import (
     most_common_class,
 )
 from parm.evaluation.predict import predict_logits
-from parm.models import load_checkpoint
+from parm.models import ModelCard, load_checkpoint
 from parm.training.coded import CODE_NAME
 from parm.training.coder import CODE_WEIGHTS
 from parm.training.parity import parity_path
@@ -67,6 +67,13 @@ def load_coded_run(run_dir: str | Path) -> tuple[Code, Path]:
     return code, Path(meta["base"])
 
 
+def dataset_of(card: ModelCard, *, data_dir: str | Path | None = None, cache_dir: Path | None = None) -> Dataset:
+    """The dataset, with the same splits, that the checkpoint behind ``card`` was trained on."""
+    recorded = card.extra.get("dataset_args") or {"name": card.dataset}
+    return load_dataset(recorded["name"], data_dir=data_dir or recorded.get("data_dir"), cache_dir=cache_dir,
+                        seed=card.split_seed)
+
+
 @torch.no_grad()
 def evaluate_run(
     run_dir: str | Path,
@@ -83,9 +90,7 @@ def evaluate_run(
         parity_models = [base_model] * code.r  # a learned code runs F itself on its parities
     else:
         parity_models = [load_checkpoint(parity_path(Path(run_dir), j))[0] for j in range(code.r)]
-    recorded = card.extra.get("dataset_args") or {"name": card.dataset}
-    dataset = load_dataset(recorded["name"], data_dir=data_dir or recorded.get("data_dir"), cache_dir=cache_dir,
-                           seed=card.split_seed)
+    dataset = dataset_of(card, data_dir=data_dir, cache_dir=cache_dir)
     target = resolve_device(device)
     base_model.to(target)
     if isinstance(code, LearnedCode):

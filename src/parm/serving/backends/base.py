@@ -1,0 +1,46 @@
+"""Backends run model instances somewhere and report back; they know nothing about codes.
+
+The frontend tells a backend which instances to start (`InstanceSpec`), submits batches to a named
+instance, and hears back through `BackendEvents`: a batch's outputs, an instance that failed (with
+the batches it lost), and an instance that is (again) ready. All calls and callbacks happen on the
+frontend's asyncio event loop.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from parm.serving.instance import InstanceSpec
+
+
+class BackendEvents(Protocol):
+    def on_result(self, instance: int, batch_id: int, outputs: np.ndarray) -> None:
+        """Batch ``batch_id`` finished on ``instance`` with ``outputs`` (one row per input)."""
+
+    def on_failure(self, instance: int, lost_batches: Sequence[int], reason: str) -> None:
+        """``instance`` died; the batches it held will never report. The backend restarts it."""
+
+    def on_ready(self, instance: int) -> None:
+        """``instance`` (re)started and takes batches; called after a restart, not at first start."""
+
+
+class Backend(ABC):
+    """Starts, feeds, supervises and stops model instances."""
+
+    name: str
+
+    @abstractmethod
+    async def start(self, instances: Sequence[InstanceSpec], events: BackendEvents) -> None:
+        """Start every instance; return once all are ready to take batches."""
+
+    @abstractmethod
+    def submit(self, instance: int, batch_id: int, inputs: np.ndarray) -> None:
+        """Send a batch (float32, (n, *input_shape)) to an idle instance without waiting for it."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop every instance; batches still running are abandoned."""

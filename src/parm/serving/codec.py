@@ -1,0 +1,35 @@
+"""The bridge from a trained `parm.codes.Code` (torch, batches of groups) to the coordinator (numpy)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from parm.codes import Code
+
+Timing = Callable[[str, float], None]
+
+
+class TorchCodec:
+    """Encodes one group and decodes a batch of groups with ``code``, reporting how long each took."""
+
+    def __init__(self, code: Code, on_timing: Timing | None = None) -> None:
+        self.code = code
+        self.on_timing = on_timing or (lambda stage, seconds: None)
+
+    @torch.inference_mode()
+    def encode(self, inputs: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        parities = self.code.encode(torch.from_numpy(inputs).unsqueeze(0))[0].numpy()
+        self.on_timing("encode", time.perf_counter() - start)
+        return parities
+
+    @torch.inference_mode()
+    def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        rebuilt = self.code.decode(torch.from_numpy(outputs), torch.from_numpy(available)).numpy()
+        self.on_timing("decode", time.perf_counter() - start)
+        return rebuilt

@@ -1,0 +1,148 @@
+"""The coded frontend: the asyncio loop that drives a `Coordinator` with a backend and a clock.
+
+HTTP requests become `submit` events, backend callbacks become `on_result` / `on_failure` /
+`on_ready` events and one timer handle becomes `tick` events; the coordinator's actions become
+backend submissions and answered futures. Everything runs on one event loop, so the coordinator
+needs no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from parm.serving.backends.base import Backend
+from parm.serving.codec import TorchCodec
+from parm.serving.coordinator import BASE_POOL, Answer, Coordinator
+from parm.serving.deployment import Deployment
+from parm.serving.metrics import FrontendMetrics
+from parm.serving.service import ModelInfo, Overloaded, Prediction, Unavailable
+
+log = logging.getLogger("parm.serving.frontend")
+
+
+class Frontend:
+    """Serves a `Deployment` through a `Backend`; implements `parm.serving.service.InferenceService`."""
+
+    def __init__(self, deployment: Deployment, backend: Backend, *, max_pending: int = 4096) -> None:
+        self.deployment, self.backend, self.max_pending = deployment, backend, max_pending
+        self.model: ModelInfo = deployment.model
+        self.metrics = FrontendMetrics(deployment.mode)
+        self.registry = self.metrics.registry
+        self.coordinator: Coordinator | None = None
+        self._futures: dict[int, asyncio.Future] = {}
+        self._probes: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._ready = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every instance, learn F's output for a zero input (short groups), then take queries."""
+        self._loop = asyncio.get_running_loop()
+        await self.backend.start(self.deployment.instances, self)
+        pad_output = await self._probe(self.deployment.pools[BASE_POOL][0])
+        codec = TorchCodec(self.deployment.code, self.metrics.timing) if self.deployment.code is not None else None
+        self.coordinator = Coordinator(self.deployment.config, self.deployment.pools, codec=codec,
+                                       pad_output=pad_output, default_output=self.deployment.default_output)
+        self._ready = True
+        log.info("frontend ready", extra={"mode": self.deployment.mode, "instances": len(self.deployment.instances)})
+
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        """Refuse new queries, answer the ones in flight (up to ``drain_timeout``), stop the instances."""
+        self._ready = False
+        if self._futures:
+            await asyncio.wait(list(self._futures.values()), timeout=drain_timeout)
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.backend.stop()
+
+    def is_ready(self) -> bool:
+        return self._ready
+
+    # ---- queries -----------------------------------------------------------------------------------
+
+    async def infer(self, inputs: np.ndarray) -> Prediction:
+        """Answer n queries (n, *input_shape), each protected by the deployment's redundancy mode."""
+        if not self._ready:
+            raise Unavailable("the server is starting or shutting down: retry shortly")
+        if len(self._futures) + len(inputs) > self.max_pending:
+            self.metrics.rejected.inc(len(inputs))
+            raise Overloaded(f"{len(self._futures)} queries are pending (limit {self.max_pending}): retry later")
+        now = self._loop.time()
+        futures = []
+        for row in np.asarray(inputs, dtype=np.float32):
+            query = next(self._ids)
+            futures.append(self._futures.setdefault(query, self._loop.create_future()))
+            self._apply(self.coordinator.submit(query, row, now))
+        answers: Sequence[Answer] = await asyncio.gather(*futures)
+        return Prediction(np.stack([a.output for a in answers]), tuple(a.kind for a in answers))
+
+    # ---- backend events (BackendEvents) ------------------------------------------------------------
+
+    def on_result(self, instance: int, batch_id: int, outputs: np.ndarray) -> None:
+        if batch_id in self._probes:
+            self._probes.pop(batch_id).set_result(outputs[0])
+            return
+        self._apply(self.coordinator.on_result(instance, batch_id, outputs, self._loop.time()))
+
+    def on_failure(self, instance: int, lost_batches: Sequence[int], reason: str) -> None:
+        pool = self.deployment.instances[instance].pool
+        self.metrics.failures.labels(pool).inc()
+        log.warning("instance failed", extra={"instance": instance, "pool": pool, "reason": reason,
+                                              "lost_batches": len(lost_batches)})
+        for batch in [b for b in lost_batches if b in self._probes]:
+            self._probes.pop(batch).set_exception(RuntimeError(f"instance {instance} died during start-up: {reason}"))
+        lost = [b for b in lost_batches if b >= 0]
+        if self.coordinator is not None:
+            self._apply(self.coordinator.on_failure(instance, lost, self._loop.time()))
+
+    def on_ready(self, instance: int) -> None:
+        log.info("instance restarted", extra={"instance": instance})
+        if self.coordinator is not None:
+            self._apply(self.coordinator.on_ready(instance, self._loop.time()))
+
+    # ---- carrying out the coordinator's actions ----------------------------------------------------
+
+    def _apply(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Answer):
+                future = self._futures.pop(action.query)
+                if not future.done():
+                    future.set_result(action)
+                self.metrics.answered(action.kind, action.latency)
+            else:
+                self.metrics.batches.labels(self.deployment.instances[action.instance].pool).inc()
+                self.backend.submit(action.instance, action.batch, action.inputs)
+        for pool, depth in self.coordinator.queue_depths().items():
+            self.metrics.queue_depth.labels(pool).set(depth)
+        self.metrics.pending.set(len(self._futures))
+        self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        at = self.coordinator.next_timer()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._tick) if at is not None else None
+
+    def _tick(self) -> None:
+        self._timer = self._timer_at = None
+        self._apply(self.coordinator.tick(self._loop.time()))
+
+    async def _probe(self, instance: int) -> np.ndarray:
+        """F's output for a zero input, computed on ``instance`` (batch ids < 0 are probes)."""
+        batch = -1 - len(self._probes)
+        future = self._probes[batch] = self._loop.create_future()
+        shape = self.deployment.model.inputs[0].shape[1:]
+        self.backend.submit(instance, batch, np.zeros((1, *shape), dtype=np.float32))
+        return await future

@@ -1,0 +1,37 @@
+"""Prometheus metrics of one frontend, in a registry of its own (served at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Latency buckets from 0.5 ms to 10 s: the interesting range for both no-op and real instances.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+CODEC_BUCKETS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
+
+
+class FrontendMetrics:
+    """Latency, answer kinds, coding time, queues and instance health."""
+
+    def __init__(self, mode: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.mode = mode
+        self.latency = Histogram("parm_query_latency_seconds", "Time from a query's arrival to its answer.",
+                                 ["mode", "answer"], buckets=LATENCY_BUCKETS, registry=r)
+        self.answers = Counter("parm_answers", "Queries answered, by how.", ["mode", "answer"], registry=r)
+        self.codec = Histogram("parm_codec_seconds", "Time to encode one group or decode a batch of groups.",
+                               ["stage"], buckets=CODEC_BUCKETS, registry=r)
+        self.queue_depth = Gauge("parm_queue_depth", "Tasks waiting for an instance, per pool.", ["pool"], registry=r)
+        self.pending = Gauge("parm_pending_queries", "Queries accepted and not answered yet.", registry=r)
+        self.rejected = Counter("parm_rejected_queries", "Queries refused with 503 because the queue was full.",
+                                registry=r)
+        self.failures = Counter("parm_instance_failures", "Instances that died (and were restarted).", ["pool"],
+                                registry=r)
+        self.batches = Counter("parm_batches", "Batches sent to instances, per pool.", ["pool"], registry=r)
+
+    def answered(self, kind: str, latency: float) -> None:
+        self.latency.labels(self.mode, kind).observe(latency)
+        self.answers.labels(self.mode, kind).inc()
+
+    def timing(self, stage: str, seconds: float) -> None:
+        self.codec.labels(stage).observe(seconds)

@@ -1,0 +1,34 @@
+"""The process behind one local instance: ``python -m parm.serving.worker SPEC_JSON``.
+
+It loads its model, says it is ready, then answers each batch frame read from stdin with an
+output frame on stdout, one batch at a time. It exits when stdin closes (its frontend is gone).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from parm.serving.instance import InstanceSpec, ModelInstance
+from parm.serving.wire import pack, read_frame_sync
+
+
+def serve(spec: InstanceSpec) -> None:
+    instance = ModelInstance(spec)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout.write(pack({"ready": spec.id}))
+    stdout.flush()
+    while (frame := read_frame_sync(stdin)) is not None:
+        header, inputs = frame
+        stdout.write(pack({"batch": header["batch"]}, instance.run(inputs)))
+        stdout.flush()
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m parm.serving.worker SPEC_JSON (started by `parm serve`, not by hand)")
+    serve(InstanceSpec.from_dict(json.loads(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()

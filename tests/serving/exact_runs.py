@@ -1,0 +1,38 @@
+"""Coded run folders whose parity models are exact, so served reconstructions can be checked by value.
+
+F is affine (logistic regression, F(x) = Wx + b); for a linear code with coefficients C the parity
+model F_P_j(P) = WP + (sum_i C_ji) b returns exactly sum_i C_ji F(X_i).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from parm.codes import build_code
+from parm.models import ModelCard, build_model, save_checkpoint
+from parm.training.coded import CODE_NAME
+from parm.training.parity import parity_path
+
+INPUT_SHAPE, CLASSES = (1, 4, 4), 3
+
+
+def affine_run(root: Path, k: int = 2, r: int = 1) -> tuple[Path, torch.nn.Module]:
+    """A run folder for the linear code (k, r) with exact parity models, and the base model F."""
+    torch.manual_seed(0)
+    card = ModelCard("logistic-regression", INPUT_SHAPE, tuple(f"c{i}" for i in range(CLASSES)), "toy", 0)
+    base = build_model("logistic-regression", INPUT_SHAPE, CLASSES).eval()
+    base_path = save_checkpoint(base, card, root / "base")
+    code = build_code("linear", k, r)
+    run = root / "run"
+    for j, row in enumerate(code.coefficients):
+        parity = build_model("logistic-regression", INPUT_SHAPE, CLASSES)
+        parity.load_state_dict(base.state_dict())
+        bias = next(p for name, p in parity.named_parameters() if name.endswith("bias"))
+        with torch.no_grad():
+            bias.mul_(float(row.sum()))
+        save_checkpoint(parity, card, parity_path(run, j))
+    (run / CODE_NAME).write_text(json.dumps({"code": code.spec(), "base": str(base_path), "dataset": "toy"}))
+    return run, base

@@ -1,0 +1,129 @@
+"""`parm serve`'s stack end to end on loopback: real instance processes, uvicorn, tritonclient."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import tritonclient.http as triton
+
+from parm.serving import Frontend, ServeOptions, build_deployment
+from parm.serving.backends.local import LocalBackend
+from parm.serving.server import serve_in_background
+from parm.serving.service import ORIGINAL, RECONSTRUCTED
+
+from .exact_runs import INPUT_SHAPE, affine_run
+
+pytestmark = pytest.mark.slow
+MODEL = "toy-logistic-regression"
+
+
+@contextlib.contextmanager
+def serving(source: Path, options: ServeOptions, **server) -> Iterator[tuple[str, LocalBackend, Frontend]]:
+    """A real server with local instance processes on an ephemeral loopback port."""
+    backend = LocalBackend()
+    frontend = Frontend(build_deployment(source, options), backend, max_pending=server.pop("max_pending", 4096))
+    with serve_in_background(frontend, **server) as address:
+        yield address, backend, frontend
+
+
+def infer(client: triton.InferenceServerClient, x: np.ndarray) -> tuple[np.ndarray, str]:
+    tensor = triton.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    result = client.infer(MODEL, [tensor])
+    return result.as_numpy("logits"), result.get_response()["parameters"]["answer"]
+
+
+def expected(base: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return base(torch.from_numpy(x)).numpy()
+
+
+def test_tritonclient_with_default_settings_gets_originals_and_exact_reconstructions(tmp_path: Path) -> None:
+    run, base = affine_run(tmp_path, k=2, r=1)
+    options = ServeOptions(instances=2, group_wait=0.001, delays={0: 3.0})  # base instance 0 straggles
+    rng = np.random.default_rng(0)
+    with serving(run, options) as (address, _, frontend):
+        client = triton.InferenceServerClient(address)
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(MODEL)
+        assert client.get_model_metadata(MODEL)["inputs"][0]["shape"] == [-1, *INPUT_SHAPE]
+        kinds = []
+        for _ in range(3):  # the first query lands on the straggler and is rebuilt from the parity
+            x = rng.normal(size=(1, *INPUT_SHAPE)).astype(np.float32)
+            output, kind = infer(client, x)
+            np.testing.assert_allclose(output, expected(base, x), rtol=1e-4, atol=1e-5)
+            kinds.append(kind)
+        assert kinds[0] == RECONSTRUCTED and ORIGINAL in kinds[1:]
+        batch = rng.normal(size=(4, *INPUT_SHAPE)).astype(np.float32)
+        output, kind = infer(client, batch)  # one request, four queries: one answer kind each
+        np.testing.assert_allclose(output, expected(base, batch), rtol=1e-4, atol=1e-5)
+        assert len(kind.split(",")) == 4
+        metrics = frontend.registry.get_sample_value("parm_answers_total", {"mode": "parm", "answer": "reconstructed"})
+        assert metrics >= 1
+
+
+def post(address: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection(*address.split(":"))
+    connection.request("POST", f"/v2/models/{MODEL}/infer", body=body, headers=headers or {})
+    response = connection.getresponse()
+    payload = json.loads(response.read())
+    connection.close()
+    return response.status, payload
+
+
+def test_malformed_requests_get_clear_4xx_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    run, base = affine_run(tmp_path)
+    good = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, *INPUT_SHAPE], "data": [0.5] * 16}]}
+    bad = {
+        "wrong shape": {"inputs": [{**good["inputs"][0], "shape": [1, 4, 4], "data": [0.5] * 16}]},
+        "wrong datatype": {"inputs": [{**good["inputs"][0], "datatype": "INT32", "data": [1] * 16}]},
+    }
+    with serving(run, ServeOptions(instances=2), max_body_bytes=4096) as (address, _, _):
+        for case, body in bad.items():
+            status, payload = post(address, json.dumps(body).encode())
+            assert status == 400 and payload["error"], case
+        status, payload = post(address, b"{not json")
+        assert status == 400 and "JSON" in payload["error"]
+        status, payload = post(address, b"x" * 5000)
+        assert status == 413 and "4096" in payload["error"]
+        status, payload = post(address, json.dumps(good).encode())
+        assert status == 200, payload
+        x = np.full((1, *INPUT_SHAPE), 0.5, np.float32)
+        np.testing.assert_allclose(payload["outputs"][0]["data"], expected(base, x).ravel(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["parm", "none"])
+def test_killing_an_instance_mid_load_loses_no_query(tmp_path: Path, mode: str) -> None:
+    run, base = affine_run(tmp_path)
+    options = ServeOptions(mode=mode, instances=2, group_wait=0.002, delays={0: 0.02})
+    queries = np.random.default_rng(1).normal(size=(200, 1, *INPUT_SHAPE)).astype(np.float32)
+    halfway, answered, lock = threading.Event(), [0], threading.Lock()
+    with serving(run, options) as (address, backend, frontend):
+        def send(x: np.ndarray) -> tuple[np.ndarray, str]:
+            result = infer(triton.InferenceServerClient(address), x)
+            with lock:
+                answered[0] += 1
+                if answered[0] == 50:
+                    halfway.set()
+            return result
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(send, x) for x in queries]
+            assert halfway.wait(timeout=120)
+            os.kill(backend.pid(0), signal.SIGKILL)
+            results = [future.result(timeout=120) for future in futures]
+        failures = frontend.registry.get_sample_value("parm_instance_failures_total", {"pool": "base"})
+    assert failures == 1
+    for x, (output, kind) in zip(queries, results, strict=True):
+        assert kind in (ORIGINAL, RECONSTRUCTED)
+        np.testing.assert_allclose(output, expected(base, x), rtol=1e-4, atol=1e-5)
