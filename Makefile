@@ -20,13 +20,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 # The main job on Fashion-MNIST: train the base model F (Base-MLP), train the parity model of the
-# sum code (k = 2) and evaluate degraded-mode accuracy. --resume makes a second run reuse finished
-# checkpoints instead of training again.
+# sum code (k = 2), evaluate degraded-mode accuracy, then serve both with `parm serve`'s stack and
+# replay 300 test queries with base instance 0 slowed down by 50 ms. --resume makes a second run
+# reuse finished checkpoints instead of training again.
 demo: venv
 	$(BIN)/parm data fetch fashion-mnist mnist
 	$(BIN)/parm train-base --dataset fashion-mnist --model base-mlp --resume
 	$(BIN)/parm train-parity --dataset fashion-mnist --model base-mlp --k 2 --code sum --resume
 	$(BIN)/parm evaluate runs/parity/fashion-mnist-base-mlp-sum-k2-r1
+	$(BIN)/parm replay runs/parity/fashion-mnist-base-mlp-sum-k2-r1 --queries 300 --slow 0=50
 
 test: venv
 	$(BIN)/python -m pytest

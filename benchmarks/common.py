@@ -27,7 +27,7 @@ def markdown_table(rows: list[dict], columns: dict[str, str]) -> str:
         for key, header in columns.items():
             value = row.get(key, "—")
             if isinstance(value, float):
-                value = f"{value:.2%}" if header.startswith("A_") else f"{value:,.0f}"
+                value = f"{value:.2%}" if header.startswith("A_") else f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
             cells.append(str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Measuring parm serving: load generation over the real protocol (and, later, simulation)."""

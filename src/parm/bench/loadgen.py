@@ -1,0 +1,109 @@
+"""A lean asyncio load generator speaking the Open Inference Protocol over keep-alive HTTP/1.1.
+
+Closed loop (a fixed number of clients, each sending its next query when the last is answered) to
+measure throughput and the frontend's own latency; open loop (Poisson arrivals, never waiting for
+answers) to measure latency under load as the paper does. Each query records its latency (send to
+answer) and how it was answered (the response parameter ``answer``). Request bodies are prebuilt
+with the binary tensor extension, so the client spends its time on the network, not on JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One query: when it was sent (seconds since the run started), its latency, status and answer kind."""
+
+    sent: float
+    latency: float
+    status: int
+    answer: str
+
+
+def infer_request(model: str, input_name: str, x: np.ndarray) -> bytes:
+    """A complete HTTP request inferring ``x`` (batch first, FP32) with a binary input tensor."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    header = json.dumps({"inputs": [{"name": input_name, "datatype": "FP32", "shape": list(x.shape),
+                                     "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+    body = header + x.tobytes()
+    return (f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: parm\r\nContent-Type: application/octet-stream\r\n"
+            f"{HEADER_LENGTH}: {len(header)}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends a prebuilt request and reads the answer kind."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, address: str) -> Connection:
+        host, port = address.rsplit(":", 1)
+        return cls(*await asyncio.open_connection(host, int(port)))
+
+    async def send(self, request: bytes) -> tuple[int, str]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:] if line)}
+        body = await self.reader.readexactly(int(headers.get("content-length", 0)))
+        json_length = int(headers.get(HEADER_LENGTH.lower(), len(body)))
+        if status != 200:
+            return status, "error"
+        return status, json.loads(body[:json_length]).get("parameters", {}).get("answer", "")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def closed_loop(address: str, requests: list[bytes], *, concurrency: int, total: int) -> list[Sample]:
+    """``concurrency`` clients send ``total`` queries between them, cycling through ``requests``."""
+    connections = [await Connection.open(address) for _ in range(concurrency)]
+    start, samples, counter = time.perf_counter(), [], iter(range(total))
+
+    async def client(connection: Connection) -> None:
+        for i in counter:
+            sent = time.perf_counter()
+            status, answer = await connection.send(requests[i % len(requests)])
+            samples.append(Sample(sent - start, time.perf_counter() - sent, status, answer))
+
+    await asyncio.gather(*(client(c) for c in connections))
+    for connection in connections:
+        connection.close()
+    return samples
+
+
+async def open_loop(address: str, requests: list[bytes], *, rate: float, total: int, seed: int = 0) -> list[Sample]:
+    """``total`` queries with Poisson arrivals at ``rate`` per second, whatever the answers' pace."""
+    gaps = np.random.default_rng(seed).exponential(1.0 / rate, size=total)
+    idle: list[Connection] = []
+    samples: list[Sample] = []
+    start = time.perf_counter()
+
+    async def one(i: int, due: float) -> None:
+        connection = idle.pop() if idle else await Connection.open(address)
+        status, answer = await connection.send(requests[i % len(requests)])
+        samples.append(Sample(due, time.perf_counter() - start - due, status, answer))
+        idle.append(connection)
+
+    tasks, due = [], 0.0
+    for i, gap in enumerate(gaps):
+        due += gap
+        delay = start + due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)  # pacing the arrivals, not synchronising
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    for connection in idle:
+        connection.close()
+    return samples
