@@ -23,20 +23,10 @@ from pathlib import Path
 import numpy as np
 from common import markdown_table
 
-from parm.models import ModelCard, build_model, save_checkpoint
 from parm.bench.loadgen import closed_loop, infer_request
+from parm.bench.placeholder import INPUT_SHAPE, placeholder_run
 
-MODEL, INPUT_SHAPE = "bench", (1, 28, 28)
-
-
-def make_run(root: Path) -> Path:
-    """A sum-code (k = 2) run folder around an untrained Base-MLP: no-op instances never load weights."""
-    card = ModelCard("base-mlp", INPUT_SHAPE, tuple(str(i) for i in range(10)), "none", 0)
-    base = save_checkpoint(build_model("base-mlp", INPUT_SHAPE, 10), card, root / "base")
-    run = root / "run"
-    run.mkdir()
-    (run / "code.json").write_text(json.dumps({"code": {"name": "sum", "k": 2, "r": 1}, "base": str(base)}))
-    return run
+MODEL = "bench"
 
 
 def start_server(run: Path, mode: str, port: int) -> subprocess.Popen:
@@ -76,7 +66,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/serving_overhead"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        run = make_run(Path(tmp))
+        run = placeholder_run(tmp)
         servers = {"parm": start_server(run, "parm", 18731), "none": start_server(run, "none", 18732)}
         try:
             results = asyncio.run(measure({"parm": "127.0.0.1:18731", "none": "127.0.0.1:18732"},

@@ -43,7 +43,7 @@ def main(workdir: Path) -> None:
         with ThreadPoolExecutor(6) as pool:
             futures = [pool.submit(send, x) for x in queries]
             halfway.wait(timeout=120)
-            frontend._loop.call_soon_threadsafe(backend.kill, 0)  # the backend lives on the server's loop
+            frontend.loop.call_soon_threadsafe(backend.kill, 0)  # the backend lives on the server's loop
             results = [future.result(timeout=120) for future in futures]
         failures = frontend.registry.get_sample_value("parm_instance_failures_total", {"pool": "base"})
     with torch.no_grad():

@@ -37,6 +37,11 @@ class InProcessBackend(Backend):
             outputs = self.models[instance].run(inputs)
             asyncio.get_running_loop().call_soon(self.events.on_result, instance, batch_id, outputs)
 
+    def kill(self, instance: int, *, restart: bool = True) -> None:
+        self.events.on_failure(instance, [], "killed")
+        if restart:
+            self.events.on_ready(instance)
+
     async def stop(self) -> None:
         self.stopped = True
 

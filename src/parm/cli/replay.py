@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     report = replay(args.source, serve_options(args), queries=args.queries, concurrency=args.concurrency,
                     kill=parse_kill(args.kill), seed=args.seed)
     print(f"{report.answered} of {report.queries} queries answered (mode {report.mode}"
-          + (f", instance {report.killed_instance} killed mid-load" if report.killed_instance is not None else "") + ")")
+          + (f", instance {report.killed_instance} killed mid-load" if report.killed_instance is not None else "")
+          + f", {report.instance_failures} instance failure(s) seen)")
     print(report.table())
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,13 @@ class Frontend:
     def is_ready(self) -> bool:
         return self._ready
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the frontend runs on: call the backend (e.g. to inject faults) only from it."""
+        if self._loop is None:
+            raise RuntimeError("the frontend has not started")
+        return self._loop
+
     # ---- queries -----------------------------------------------------------------------------------
 
     async def infer(self, inputs: np.ndarray) -> Prediction:

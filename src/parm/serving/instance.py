@@ -1,8 +1,9 @@
 """One model instance's work: load a checkpoint and run batches, whatever process it lives in.
 
 The local backend runs this in a child process and the Ray backend in an actor; both call
-`ModelInstance.run`. Emulation knobs (a no-op model, an added service delay, a slowdown factor)
-let benchmarks and the demo make an instance slow without a busier machine.
+`ModelInstance.run`. Emulation knobs (a no-op model, an added delay, an emulated service-time law
+with background-shuffle slowdowns) let benchmarks and the demo make instances slow without a
+busier machine.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ from parm.models import load_checkpoint
 
 @dataclass(frozen=True)
 class InstanceSpec:
-    """What one instance runs: a checkpoint (or a no-op model of the given output size) and how slow it is."""
+    """What one instance runs: a checkpoint (or a no-op model of the given output size) and how slow it is.
+
+    ``delay_s`` is added to every call; ``emulation`` (an `Emulation` as a dict) holds each answer to an
+    emulated service time instead of the time the computation took.
+    """
 
     id: int
     pool: str
     checkpoint: str | None = None
     output_shape: tuple[int, ...] = ()
     delay_s: float = 0.0
-    slowdown: float = 1.0
+    emulation: dict[str, Any] | None = None
     threads: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,15 +51,21 @@ class ModelInstance:
         self.model = load_checkpoint(spec.checkpoint)[0] if spec.checkpoint else None
         if self.model is None and not spec.output_shape:
             raise ValueError(f"instance {spec.id}: a no-op instance (no checkpoint) needs an output_shape")
+        self.clock = None
+        if spec.emulation is not None:
+            from parm.serving.emulation import Emulation, EmulatedClock
+
+            self.clock = EmulatedClock(Emulation.from_dict(spec.emulation), spec.id)
 
     @torch.inference_mode()
     def run(self, inputs: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
+        start, started_wall = time.perf_counter(), time.time()
         if self.model is None:
             outputs = np.zeros((len(inputs), *self.spec.output_shape), dtype=np.float32)
         else:
             outputs = self.model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
-        extra = self.spec.delay_s + (self.spec.slowdown - 1.0) * (time.perf_counter() - start)
-        if extra > 0:
-            time.sleep(extra)  # emulated service time: this instance is slow, nobody waits on the sleep
+        service = self.clock.service_time(len(inputs), started_wall) if self.clock is not None else 0.0
+        hold = max(service, time.perf_counter() - start) + self.spec.delay_s - (time.perf_counter() - start)
+        if hold > 0:
+            time.sleep(hold)  # an emulated slow instance: nobody synchronises on this sleep
         return outputs

@@ -40,6 +40,7 @@ class ReplayReport:
     counts: dict[str, int]
     accuracy: dict[str, float | None]
     killed_instance: int | None = None
+    instance_failures: int = 0
     offline_degraded_accuracy: float | None = None
     options: dict = field(default_factory=dict)
 
@@ -94,11 +95,14 @@ def replay(
             os.kill(backend.pid(kill[0]), signal.SIGKILL)
         results = [future.result() for future in futures]
     bar.close()
-    return _report(source, options, results, labels, kill)
+    pools = {spec.pool for spec in frontend.deployment.instances}
+    failures = sum(frontend.registry.get_sample_value("parm_instance_failures_total", {"pool": pool}) or 0
+                   for pool in pools)
+    return _report(source, options, results, labels, kill, int(failures))
 
 
 def _report(source: Path, options: ServeOptions, results: list[tuple[int, str]], labels: np.ndarray,
-            kill: tuple[int, int] | None) -> ReplayReport:
+            kill: tuple[int, int] | None, failures: int) -> ReplayReport:
     predicted = np.array([r[0] for r in results])
     kinds = np.array([r[1] for r in results])
     counts = {kind: int((kinds == kind).sum()) for kind in ANSWER_KINDS}
@@ -107,6 +111,6 @@ def _report(source: Path, options: ServeOptions, results: list[tuple[int, str]],
     evaluation = source / "evaluation" / "evaluation.json"  # written by `parm evaluate`
     offline = json.loads(evaluation.read_text())[0]["degraded_accuracy"] if evaluation.is_file() else None
     return ReplayReport(str(source), options.mode, len(labels), len(results), counts, accuracy,
-                        kill[0] if kill else None, offline,
+                        kill[0] if kill else None, failures, offline,
                         {k: v for k, v in asdict(options).items() if k != "delays"} | {"delays": dict(options.delays)})
 

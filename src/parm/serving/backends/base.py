@@ -42,5 +42,9 @@ class Backend(ABC):
         """Send a batch (float32, (n, *input_shape)) to an idle instance without waiting for it."""
 
     @abstractmethod
+    def kill(self, instance: int, *, restart: bool = True) -> None:
+        """Kill an instance now (fault injection); it is restarted unless ``restart`` is False."""
+
+    @abstractmethod
     async def stop(self) -> None:
         """Stop every instance; batches still running are abandoned."""

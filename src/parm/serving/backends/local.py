@@ -43,6 +43,7 @@ class LocalBackend(Backend):
         self._children: dict[int, _Child] = {}
         self._events: BackendEvents | None = None
         self._stopping = False
+        self._stay_down: set[int] = set()
 
     async def start(self, instances: Sequence[InstanceSpec], events: BackendEvents) -> None:
         self._events = events
@@ -62,6 +63,14 @@ class LocalBackend(Backend):
     def pid(self, instance: int) -> int:
         """The process id of an instance (to inject faults in tests and benchmarks)."""
         return self._children[instance].process.pid
+
+    def kill(self, instance: int, *, restart: bool = True) -> None:
+        """SIGKILL an instance (fault injection); with ``restart=False`` it stays down (fail-stop)."""
+        if not restart:
+            self._stay_down.add(instance)
+        child = self._children[instance]
+        if child.process.returncode is None:
+            child.process.kill()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -106,7 +115,7 @@ class LocalBackend(Backend):
         log.warning("instance died", extra={"instance": child.spec.id, "returncode": child.process.returncode,
                                             "lost_batches": len(lost)})
         self._events.on_failure(child.spec.id, lost, f"process exited with code {child.process.returncode}")
-        if self.restart:
+        if self.restart and child.spec.id not in self._stay_down:
             replacement = await self._spawn(child.spec)
             if self._stopping:
                 replacement.process.kill()

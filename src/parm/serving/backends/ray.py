@@ -113,11 +113,12 @@ class RayBackend(Backend):
         ref = slot.actor.run.remote(inputs)
         slot.running[batch_id] = self._loop_().create_task(self._finish(slot, slot.generation, batch_id, ref))
 
-    def kill(self, instance: int) -> None:
-        """Kill an instance's actor (fault injection): its batches are reported lost and it is restarted."""
+    def kill(self, instance: int, *, restart: bool = True) -> None:
+        """Kill an instance's actor (fault injection): its batches are reported lost; it is restarted unless
+        ``restart`` is False (fail-stop)."""
         slot = self._slots[instance]
         if slot.actor is not None:
-            self._died(slot, slot.generation, f"instance {instance} was killed")
+            self._died(slot, slot.generation, f"instance {instance} was killed", restart=restart)
 
     async def stop(self) -> None:
         self._stopped = True
@@ -170,7 +171,7 @@ class RayBackend(Backend):
         del slot.running[batch_id]
         self._events_().on_result(slot.spec.id, batch_id, outputs if outputs.flags.writeable else outputs.copy())
 
-    def _died(self, slot: _Slot, generation: int, reason: str) -> None:
+    def _died(self, slot: _Slot, generation: int, reason: str, *, restart: bool = True) -> None:
         """The one path for a dead instance: report its batches lost once, then start a replacement."""
         if self._stopped or generation != slot.generation or slot.actor is None:
             return
@@ -181,8 +182,9 @@ class RayBackend(Backend):
         old, slot.actor, slot.running = slot.actor, None, {}
         slot.generation += 1
         _kill_quietly(old)
-        self._spawn(self._restart(slot, slot.generation))
-        log.warning("%s; %d batch(es) lost, restarting it", reason, len(lost))
+        if restart:
+            self._spawn(self._restart(slot, slot.generation))
+        log.warning("%s; %d batch(es) lost%s", reason, len(lost), ", restarting it" if restart else "")
         self._events_().on_failure(slot.spec.id, lost, reason)
 
     async def _restart(self, slot: _Slot, generation: int) -> None:

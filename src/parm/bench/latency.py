@@ -1,0 +1,151 @@
+"""`parm bench latency`: the real frontend under an open-loop load, mode after mode, same arrivals.
+
+For every variant of a scenario (a sweep value) and every mode, it starts the frontend with local
+instance processes (emulated service times with background shuffles, as the scenario says),
+replays the same Poisson arrival sequence over HTTP from a separate load-generator process,
+injects the scenario's faults, and records each query's latency and answer kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from parm.bench.loadgen import infer_request, open_loop
+from parm.bench.placeholder import placeholder_run
+from parm.bench.report import LatencyRun
+from parm.bench.scenario import Scenario
+from parm.bench.shuffles import ShuffleSchedule
+from parm.serving.backends.local import LocalBackend
+from parm.serving.deployment import INPUT_NAME, Deployment, ServeOptions, build_deployment
+from parm.serving.emulation import Emulation
+from parm.serving.frontend import Frontend
+from parm.serving.server import serve_in_background
+
+MODEL_NAME = "bench"
+SCHEDULE_SLACK_S = 900.0  # shuffles are drawn this far beyond the arrivals, to cover start-up and stragglers
+
+
+def bench_latency(scenario: Scenario, *, progress: bool = True) -> list[LatencyRun]:
+    """Measure every variant x mode of ``scenario`` on the real system; one `LatencyRun` each."""
+    variants = scenario.variants()
+    bar = tqdm(total=len(variants) * len(scenario.modes), desc=f"bench {scenario.name}", unit="run",
+               disable=not progress)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="parm-bench-") as tmp:
+        for label, variant in variants:
+            source, noop = _source(variant, Path(tmp) / label)
+            requests = _requests(variant, source, noop)
+            for mode in variant.modes:
+                bar.set_postfix_str(f"{label} {mode}")
+                runs.append(measure(variant, label, mode, source, noop, requests))
+                bar.update()
+    bar.close()
+    return runs
+
+
+def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool, requests: list[bytes]) -> LatencyRun:
+    """One mode under the scenario's load: start, warm up, measure, stop."""
+    options = ServeOptions(
+        mode=mode, instances=scenario.base_instances, k=scenario.k, r=scenario.r, batch_size=scenario.batch_size,
+        group_wait=scenario.group_wait_ms / 1000,
+        deadline=scenario.deadline_ms / 1000 if scenario.deadline_ms is not None else None,
+        hedge_after=scenario.hedge_after_s, noop=noop, name=MODEL_NAME,
+    )
+    deployment = emulated(build_deployment(source, options), scenario)
+    backend = LocalBackend()
+    frontend = Frontend(deployment, backend, max_pending=1 << 20)
+    started = time.perf_counter()
+    with serve_in_background(frontend, on_ready=None) as address, _load_process() as pool:
+        total = scenario.warmup + scenario.queries
+        load = pool.submit(_generate_load, address, requests, scenario.rate, total, scenario.seed)
+        _schedule_faults(frontend, backend, scenario, len(deployment.instances))
+        samples = load.result()
+    samples.sort()  # by send time: the warm-up is the first queries sent
+    measured = samples[scenario.warmup:]
+    failed = sum(status != 200 for _, _, status, _ in measured)
+    return LatencyRun(
+        mode=mode, label=label,
+        latencies=np.array([latency for _, latency, _, _ in measured]),
+        answers=np.array([answer for _, _, _, answer in measured]),
+        metadata={"system": "real", "instances": len(deployment.instances), "failed_requests": failed,
+                  "wall_s": time.perf_counter() - started},
+    )
+
+
+def emulated(deployment: Deployment, scenario: Scenario) -> Deployment:
+    """``deployment`` with every instance holding its answers to the scenario's service times and shuffles."""
+    epoch = time.time()
+    schedule = ShuffleSchedule.draw(scenario.shuffles, len(deployment.instances),
+                                    scenario.duration_s + SCHEDULE_SLACK_S, seed=scenario.seed)
+    instances = tuple(
+        replace(spec, emulation=Emulation.for_instance(scenario.service, schedule, spec.id, epoch,
+                                                       scenario.seed).to_dict())
+        for spec in deployment.instances
+    )
+    return replace(deployment, instances=instances)
+
+
+def _source(scenario: Scenario, tmp: Path) -> tuple[Path, bool]:
+    """The run folder to serve (``model`` may name k and r as ``{k}``/``{r}``), or a placeholder with no-op instances."""
+    if scenario.model is None:
+        return placeholder_run(tmp, scenario.k, scenario.r), True
+    path = Path(scenario.model.format(k=scenario.k, r=scenario.r))
+    if not path.exists():
+        raise FileNotFoundError(f"the scenario's model {path} does not exist: train it (see `make demo`) "
+                                "or drop `model:` to run no-op instances")
+    return path, False
+
+
+def _requests(scenario: Scenario, source: Path, noop: bool, count: int = 256) -> list[bytes]:
+    """Prebuilt infer requests: real test-split inputs when the model is real, random ones otherwise."""
+    shape = build_deployment(source, ServeOptions(mode="none", noop=True)).model.inputs[0].shape[1:]
+    if noop:
+        inputs = np.random.default_rng(scenario.seed).random((count, *shape), dtype=np.float32)
+    else:
+        from parm.evaluation.runs import dataset_of, load_coded_run
+        from parm.models import load_card
+
+        dataset = dataset_of(load_card(load_coded_run(source)[1]))
+        inputs = dataset.preprocess(dataset.test.x[:count]).numpy()
+    return [infer_request(MODEL_NAME, INPUT_NAME, x[None]) for x in inputs]
+
+
+def _schedule_faults(frontend: Frontend, backend: LocalBackend, scenario: Scenario, instances: int) -> None:
+    """Arm the scenario's faults on the server's event loop, timed from the start of the load."""
+    rng = np.random.default_rng([scenario.seed, 1])
+    kills: list[tuple[float, int, bool]] = []
+    for fault in scenario.faults:
+        restart = fault.kind == "crash-restart"
+        if fault.at_s is not None:
+            kills.append((fault.at_s, fault.instance if fault.instance is not None else 0, restart))
+        else:
+            at = np.cumsum(rng.exponential(1 / fault.rate_per_s, size=int(fault.rate_per_s * scenario.duration_s) + 1))
+            kills += [(float(t), int(rng.integers(instances)), restart) for t in at if t < scenario.duration_s]
+    loop = frontend.loop
+    for at, instance, restart in kills:
+        loop.call_soon_threadsafe(lambda a=at, i=instance, r=restart: loop.call_later(a, _kill, backend, i, r))
+
+
+def _kill(backend: LocalBackend, instance: int, restart: bool) -> None:
+    backend.kill(instance, restart=restart)
+
+
+def _load_process() -> ProcessPoolExecutor:
+    """A separate process for the load generator, so that it does not share the frontend's GIL."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _generate_load(address: str, requests: list[bytes], rate: float, total: int,
+                   seed: int) -> list[tuple[float, float, int, str]]:
+    samples = asyncio.run(open_loop(address, requests, rate=rate, total=total, seed=seed))
+    return [(s.sent, s.latency, s.status, s.answer) for s in samples]
+

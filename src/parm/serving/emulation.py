@@ -1,0 +1,60 @@
+"""Emulated service times: an instance holds each answer to a time drawn from a measured profile.
+
+On a machine too small to host many busy instances, an emulated instance still computes the real
+model's output, then waits until a service time drawn from a profile has passed, multiplied by the
+background-shuffle slowdown if a shuffle touches it when the call starts. The schedule's clock is
+wall time since ``epoch``, shared by all instances of a run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from parm.bench.service_time import ServiceTime
+from parm.bench.shuffles import ShuffleSchedule
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """One instance's service-time law, its shuffle intervals and the run's clock origin."""
+
+    service: ServiceTime
+    intervals: tuple[tuple[float, float], ...] = ()
+    slowdown: float = 1.0
+    epoch: float = 0.0
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"service": self.service.to_dict(), "intervals": [list(i) for i in self.intervals],
+                "slowdown": self.slowdown, "epoch": self.epoch, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Emulation:
+        return cls(ServiceTime.from_dict(data["service"]), tuple(tuple(i) for i in data["intervals"]),
+                   data["slowdown"], data["epoch"], data["seed"])
+
+    @classmethod
+    def for_instance(cls, service: ServiceTime, schedule: ShuffleSchedule, instance: int, epoch: float,
+                     seed: int) -> Emulation:
+        return cls(service, tuple(map(tuple, schedule.intervals(instance))), schedule.slowdown, epoch, seed)
+
+
+class EmulatedClock:
+    """Draws the service time of each call of one instance."""
+
+    def __init__(self, emulation: Emulation, instance: int) -> None:
+        self.emulation = emulation
+        self.rng = np.random.default_rng([emulation.seed, instance])
+        self.schedule = ShuffleSchedule(
+            (np.array([s for s, _ in emulation.intervals]),), (np.array([e for _, e in emulation.intervals]),),
+            emulation.slowdown,
+        )
+
+    def service_time(self, batch_size: int, started_wall: float | None = None) -> float:
+        """Seconds the call that started at wall time ``started_wall`` should take."""
+        at = (time.time() if started_wall is None else started_wall) - self.emulation.epoch
+        return float(self.emulation.service.sample(self.rng, 1, batch_size)[0]) * self.schedule.factor(0, at)
