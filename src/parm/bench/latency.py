@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -24,6 +25,7 @@ from parm.bench.placeholder import placeholder_run
 from parm.bench.report import LatencyRun
 from parm.bench.scenario import Scenario
 from parm.bench.shuffles import ShuffleSchedule
+from parm.bench.simulator import fault_times
 from parm.serving.backends.local import LocalBackend
 from parm.serving.deployment import INPUT_NAME, Deployment, ServeOptions, build_deployment
 from parm.serving.emulation import Emulation
@@ -32,6 +34,7 @@ from parm.serving.server import serve_in_background
 
 MODEL_NAME = "bench"
 SCHEDULE_SLACK_S = 900.0  # shuffles are drawn this far beyond the arrivals, to cover start-up and stragglers
+STARTUP_TIMEOUT_S = 600.0
 
 
 def bench_latency(scenario: Scenario, *, progress: bool = True) -> list[LatencyRun]:
@@ -63,8 +66,10 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
     deployment = emulated(build_deployment(source, options), scenario)
     backend = LocalBackend()
     frontend = Frontend(deployment, backend, max_pending=1 << 20)
-    started = time.perf_counter()
-    with serve_in_background(frontend, on_ready=None) as address, _load_process() as pool:
+    started, ready = time.perf_counter(), threading.Event()
+    with serve_in_background(frontend, on_ready=lambda _: ready.set()) as address, _load_process() as pool:
+        if not ready.wait(timeout=STARTUP_TIMEOUT_S):
+            raise RuntimeError(f"{len(deployment.instances)} instances did not start within {STARTUP_TIMEOUT_S:.0f} s")
         total = scenario.warmup + scenario.queries
         load = pool.submit(_generate_load, address, requests, scenario.rate, total, scenario.seed)
         _schedule_faults(frontend, backend, scenario, len(deployment.instances))
@@ -120,18 +125,13 @@ def _requests(scenario: Scenario, source: Path, noop: bool, count: int = 256) ->
 
 
 def _schedule_faults(frontend: Frontend, backend: LocalBackend, scenario: Scenario, instances: int) -> None:
-    """Arm the scenario's faults on the server's event loop, timed from the start of the load."""
-    rng = np.random.default_rng([scenario.seed, 1])
-    kills: list[tuple[float, int, bool]] = []
-    for fault in scenario.faults:
-        restart = fault.kind == "crash-restart"
-        if fault.at_s is not None:
-            kills.append((fault.at_s, fault.instance if fault.instance is not None else 0, restart))
-        else:
-            at = np.cumsum(rng.exponential(1 / fault.rate_per_s, size=int(fault.rate_per_s * scenario.duration_s) + 1))
-            kills += [(float(t), int(rng.integers(instances)), restart) for t in at if t < scenario.duration_s]
+    """Arm the scenario's faults (the simulator's failure times) on the server's loop, timed from the load's start.
+
+    A crash-restart instance comes back when its new process has loaded its model, not after ``restart_s``.
+    """
     loop = frontend.loop
-    for at, instance, restart in kills:
+    for at, instance, fault in fault_times(scenario.faults, instances, scenario.duration_s, scenario.seed):
+        restart = fault.kind == "crash-restart"
         loop.call_soon_threadsafe(lambda a=at, i=instance, r=restart: loop.call_later(a, _kill, backend, i, r))
 
 

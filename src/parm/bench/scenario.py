@@ -7,9 +7,10 @@ See ``benchmarks/scenarios/standard.yaml`` for a commented example.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -19,6 +20,7 @@ from parm.serving.modes import MODES
 
 SWEEPABLE = ("rate", "k", "shuffles", "batch_size")
 FAULT_KINDS = ("fail-stop", "crash-restart")
+T = TypeVar("T")
 
 
 class ScenarioError(ValueError):
@@ -125,19 +127,21 @@ def scenario_from_dict(data: dict[str, Any], base: Path = Path(".")) -> Scenario
     if unknown:
         raise ScenarioError(f"unknown settings {unknown}; known: {sorted(known)}")
     if "service" in flat:
-        flat["service"] = _service(flat["service"], base)
+        flat["service"] = _section("service", lambda spec: _service(spec, base), flat["service"])
     if "shuffles" in flat:
-        flat["shuffles"] = ShuffleConfig(**flat["shuffles"]) if isinstance(flat["shuffles"], dict) \
-            else ShuffleConfig(count=int(flat["shuffles"]))
+        flat["shuffles"] = _section("shuffles", lambda spec: ShuffleConfig(**spec) if isinstance(spec, dict)
+                                    else ShuffleConfig(count=int(spec)), flat["shuffles"])
     if "faults" in flat:
-        flat["faults"] = tuple(Fault(**fault) for fault in flat["faults"] or ())
+        flat["faults"] = _section("faults", lambda faults: tuple(Fault(**fault) for fault in faults or ()),
+                                  flat["faults"])
     if "modes" in flat:
         flat["modes"] = tuple(flat["modes"])
     if flat.get("model") is not None:
         flat["model"] = str((base / flat["model"]).resolve()) if not Path(flat["model"]).is_absolute() else flat["model"]
     if "sweep" in flat and flat["sweep"] is not None:
         sweep = flat["sweep"]
-        if not isinstance(sweep, dict) or len(sweep) != 1 or next(iter(sweep)) not in SWEEPABLE:
+        if not isinstance(sweep, dict) or len(sweep) != 1 or next(iter(sweep)) not in SWEEPABLE \
+                or not isinstance(next(iter(sweep.values())), list):
             raise ScenarioError(f"sweep must name one of {SWEEPABLE} with a list of values, e.g. sweep: {{rate: [150, 270]}}")
         key, values = next(iter(sweep.items()))
         flat["sweep"] = (key, tuple(values))
@@ -145,6 +149,17 @@ def scenario_from_dict(data: dict[str, Any], base: Path = Path(".")) -> Scenario
         return Scenario(**flat)
     except TypeError as err:
         raise ScenarioError(f"bad scenario settings: {err}") from None
+
+
+def _section(name: str, build: Callable[[Any], T], spec: Any) -> T:
+    """One section built from the file, with what its constructor rejects (an unknown key, a bad value, a
+    missing profile) as a ScenarioError naming the section, not a traceback."""
+    try:
+        return build(spec)
+    except ScenarioError:
+        raise
+    except (TypeError, ValueError, KeyError, OSError) as err:
+        raise ScenarioError(f"bad {name} settings: {err}") from None
 
 
 def _service(spec: dict[str, Any], base: Path) -> ServiceTime:

@@ -15,6 +15,15 @@ from typing import Any
 import numpy as np
 
 DISTRIBUTIONS = ("profile", "exponential", "constant")
+# Independent random streams spawned from a scenario's seed (arrivals and shuffles use the seed itself).
+# Not default_rng([seed, i]): numpy pads short seeds with zeros, so [seed, 0] would be the arrivals' stream.
+SERVICE_STREAM, FAULT_STREAM = 1, 2
+
+
+def stream_rng(seed: int, *key: int) -> np.random.Generator:
+    """The generator of stream ``key`` under ``seed``: an instance's service times are (SERVICE_STREAM,
+    instance, batch size), in the simulator and in emulated instances alike."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 @dataclass(frozen=True)

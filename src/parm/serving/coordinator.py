@@ -239,6 +239,10 @@ class Coordinator:
         """Queries submitted and not answered yet."""
         return len(self._queries)
 
+    def batch_size_of(self, batch: int) -> int:
+        """How many tasks running batch ``batch`` holds: a simulation's `Dispatch` has no inputs to count."""
+        return len(self._busy[batch][1])
+
     # ---- grouping and coding -------------------------------------------------------------------------
 
     def _join_group(self, query: int, state: _Query, x: Any, now: float) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from parm.bench.service_time import ServiceTime
+from parm.bench.service_time import SERVICE_STREAM, ServiceTime, stream_rng
 from parm.bench.shuffles import ShuffleSchedule
 
 
@@ -47,8 +47,8 @@ class EmulatedClock:
     """Draws the service time of each call of one instance."""
 
     def __init__(self, emulation: Emulation, instance: int) -> None:
-        self.emulation = emulation
-        self.rng = np.random.default_rng([emulation.seed, instance])
+        self.emulation, self.instance = emulation, instance
+        self.rngs: dict[int, np.random.Generator] = {}  # per batch size: the simulator's streams
         self.schedule = ShuffleSchedule(
             (np.array([s for s, _ in emulation.intervals]),), (np.array([e for _, e in emulation.intervals]),),
             emulation.slowdown,
@@ -57,4 +57,7 @@ class EmulatedClock:
     def service_time(self, batch_size: int, started_wall: float | None = None) -> float:
         """Seconds the call that started at wall time ``started_wall`` should take."""
         at = (time.time() if started_wall is None else started_wall) - self.emulation.epoch
-        return float(self.emulation.service.sample(self.rng, 1, batch_size)[0]) * self.schedule.factor(0, at)
+        if batch_size not in self.rngs:
+            self.rngs[batch_size] = stream_rng(self.emulation.seed, SERVICE_STREAM, self.instance, batch_size)
+        draw = self.emulation.service.sample(self.rngs[batch_size], 1, batch_size)[0]
+        return float(draw) * self.schedule.factor(0, at)

@@ -1,0 +1,219 @@
+"""Latency results for people: percentiles, parm against its baselines, a Markdown table and the paper's plots.
+
+Shared by `parm simulate` and `parm bench latency`: both turn each (variant, mode) run into a `LatencyRun`, so
+their reports read the same and can be compared line by line. Percentiles use numpy's default (linear
+interpolation between the two nearest ranks), so p99.9 of 20,000 queries is well defined without rounding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parm.serving.service import ANSWER_KINDS
+
+# How each query was answered: the coordinator's three kinds, and "error" for a request the real system failed.
+KINDS = (*ANSWER_KINDS, "error")
+KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
+STATS = ("p50", "p90", "p99", "p99.9", "mean")
+_LEVELS = (50.0, 90.0, 99.0, 99.9)
+
+
+@dataclass(frozen=True)
+class LatencyRun:
+    """One mode's measured (or simulated) queries: latency in seconds and answer kind per query.
+
+    ``answers`` may be given as kind names or as codes into `KINDS`; it is stored as codes (int8), so a
+    million queries cost a megabyte. ``label`` names the scenario variant (``rate=270`` in a sweep). Every
+    query counts in the percentiles, failed requests ("error") included.
+    """
+
+    mode: str
+    label: str
+    latencies: np.ndarray
+    answers: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        latencies = np.asarray(self.latencies, dtype=np.float64)
+        answers = np.asarray(self.answers)
+        if answers.dtype.kind in "USO":
+            unknown = sorted(set(np.unique(answers).tolist()) - set(KINDS))
+            if unknown:
+                raise ValueError(f"unknown answer kinds {unknown}: use {', '.join(KINDS)}")
+            answers = np.array([KIND_CODES[kind] for kind in answers.tolist()], dtype=np.int8)
+        if latencies.shape != answers.shape or latencies.ndim != 1:
+            raise ValueError(f"need one latency and one answer per query, got {latencies.shape} and {answers.shape}")
+        object.__setattr__(self, "latencies", latencies)
+        object.__setattr__(self, "answers", answers.astype(np.int8, copy=False))
+
+    def shares(self) -> dict[str, float]:
+        """The fraction of queries answered each way, per kind in `KINDS`."""
+        counts = np.bincount(self.answers, minlength=len(KINDS)) / max(len(self.answers), 1)
+        return {kind: float(share) for kind, share in zip(KINDS, counts, strict=True)}
+
+
+def percentiles(latencies: np.ndarray) -> dict[str, float]:
+    """p50, p90, p99, p99.9 and mean of latencies in seconds, in milliseconds (numpy's linear interpolation)."""
+    latencies = np.asarray(latencies, dtype=np.float64)
+    if latencies.size == 0:
+        raise ValueError("no latencies to summarise")
+    values = np.percentile(latencies, _LEVELS) * 1000
+    stats = {stat: float(value) for stat, value in zip(STATS[:-1], values, strict=True)}
+    return {**stats, "mean": float(latencies.mean() * 1000)}
+
+
+def summarize(runs: Sequence[LatencyRun]) -> list[dict[str, Any]]:
+    """One row per run: variant, mode, count, latency stats (ms), answer shares; parm rows also carry ``vs``.
+
+    ``vs`` maps each baseline mode of the same variant to parm's relative change per stat (-0.4: 40% lower).
+    """
+    rows = [{"variant": run.label, "mode": run.mode, "count": int(run.latencies.size),
+             **percentiles(run.latencies), **run.shares()} for run in runs]
+    for row in rows:
+        if row["mode"] == "parm":
+            row["vs"] = {other["mode"]: {stat: row[stat] / other[stat] - 1 for stat in STATS}
+                         for other in rows if other["variant"] == row["variant"] and other["mode"] != "parm"}
+    return rows
+
+
+def comparison_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per parm row and baseline, tail first: ``rate=270: parm vs none: p99.9 -41.2%, p99 ..., p50 +3.1%``."""
+    lines = []
+    for row in rows:
+        for baseline, change in row.get("vs", {}).items():
+            changes = ", ".join(f"{stat} {change[stat]:+.1%}" for stat in ("p99.9", "p99", "p50", "mean"))
+            lines.append(f"{row['variant']}: parm vs {baseline}: {changes}")
+    return lines
+
+
+def results_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of the rows; the error column appears only when some run had errors."""
+    kinds = [kind for kind in KINDS if kind != "error" or any(row["error"] for row in rows)]
+    header = ["variant", "mode", "queries", *(f"{stat} (ms)" for stat in STATS), *kinds]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["variant"], row["mode"], str(row["count"]), *(f"{row[stat]:.2f}" for stat in STATS),
+                 *(f"{100 * row[kind]:.2f}%" for kind in kinds)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(runs: Sequence[LatencyRun], out_dir: str | Path, *, title: str,
+                 sweep_key: str | None = None) -> list[Path]:
+    """results.json, results.md, cdf.png and, for a sweep, latency_vs_<sweep_key>.png; returns the paths written."""
+    if not runs:
+        raise ValueError("no runs to report")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = summarize(runs)
+    lines = comparison_lines(rows)
+    paths = [out_dir / "results.json", out_dir / "results.md", out_dir / "cdf.png"]
+    paths[0].write_text(json.dumps({"title": title, "units": {"latency": "ms", "shares": "fraction of queries"},
+                                    "rows": rows, "comparisons": lines,
+                                    "runs": [{"variant": r.label, "mode": r.mode, **r.metadata} for r in runs]},
+                                   indent=2, default=_jsonable) + "\n")
+    paths[1].write_text(f"# {title}\n\n" + results_table(rows) + "".join(f"\n- {line}" for line in lines)
+                        + ("\n" if lines else ""))
+    first = runs[0].label
+    swept = len({run.label for run in runs}) > 1
+    plot_cdf([run for run in runs if run.label == first], paths[2], title=title + (f", {first}" if swept else ""))
+    if sweep_key is not None:
+        paths.append(out_dir / f"latency_vs_{sweep_key}.png")
+        plot_sweep(rows, sweep_key, paths[-1], title=title)
+    return paths
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays in metadata, as JSON."""
+    return value.tolist() if isinstance(value, np.ndarray | np.generic) else str(value)
+
+
+# ---- plots ------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _figure(path: Path, panels: int, title: str) -> Iterator[Any]:
+    """A row of ``panels`` axes, saved to ``path`` when the block ends (matplotlib's Agg backend, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.0), squeeze=False)
+    try:
+        yield axes[0]
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+
+
+def _cdf_points(latencies: np.ndarray, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted latencies (ms) and the fraction of queries at least that slow, thinned to a few hundred points
+    spread evenly over the body and logarithmically into the tail (a million points per line would drown the plot)."""
+    ordered = np.sort(latencies) * 1000
+    n = ordered.size
+    body = np.linspace(0, n - 1, points)
+    tail = n - np.logspace(np.log10(n), 0, points)
+    index = np.unique(np.clip(np.concatenate([body, tail]).astype(np.int64), 0, n - 1))
+    return ordered[index], 1 - index / n
+
+
+def plot_cdf(runs: Sequence[LatencyRun], path: Path, *, title: str) -> None:
+    """Latency CDF per mode on log-x, and beside it 1 - CDF on log-y, where the tail lives."""
+    with _figure(path, 2, title) as (body, tail):
+        for run in runs:
+            x, above = _cdf_points(run.latencies)
+            body.plot(x, 1 - above, label=run.mode)
+            tail.plot(x, above, label=run.mode)
+        body.set(xscale="log", xlabel="latency (ms)", ylabel="CDF", ylim=(0, 1.01))
+        tail.set(xscale="log", yscale="log", xlabel="latency (ms)", ylabel="1 - CDF (fraction slower)")
+        for ax in (body, tail):
+            _plain_log_ticks(ax.xaxis)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Log-axis tick labels as plain numbers (2, 5, 10), not powers of ten (2x10^0)."""
+    from matplotlib.ticker import LogFormatter
+
+    axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+def plot_sweep(rows: Sequence[dict[str, Any]], sweep_key: str, path: Path, *, title: str) -> None:
+    """Paper Fig. 12: median (dashed) and p99.9 (solid) per mode against the swept value."""
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    values = [variant.partition("=")[2] for variant in variants]
+    numeric = all(_is_number(value) for value in values)
+    position = {variant: float(value) if numeric else i
+                for i, (variant, value) in enumerate(zip(variants, values, strict=True))}
+    with _figure(path, 1, title) as (ax,):
+        for i, mode in enumerate(dict.fromkeys(row["mode"] for row in rows)):
+            mine = [row for row in rows if row["mode"] == mode]
+            x = [position[row["variant"]] for row in mine]
+            color = f"C{i}"
+            ax.plot(x, [row["p99.9"] for row in mine], marker="o", color=color, label=f"{mode} p99.9")
+            ax.plot(x, [row["p50"] for row in mine], marker=".", linestyle="--", color=color, label=f"{mode} median")
+        if not numeric:
+            ax.set_xticks(range(len(values)), values)
+        ax.set(xlabel=sweep_key, ylabel="latency (ms)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,77 @@
+"""Percentiles against known data, parm's comparisons, and the files a report writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parm.bench.report import LatencyRun, comparison_lines, percentiles, summarize, write_report
+
+
+def run(mode: str, latencies_ms: np.ndarray, label: str = "standard", answers: object = None) -> LatencyRun:
+    answers = ["original"] * len(latencies_ms) if answers is None else answers
+    return LatencyRun(mode, label, np.asarray(latencies_ms, dtype=float) / 1000, np.asarray(answers))
+
+
+def test_percentiles_of_1_to_1000_ms_interpolate_linearly() -> None:
+    stats = percentiles(np.arange(1, 1001) / 1000)
+    expected = {"p50": 500.5, "p90": 900.1, "p99": 990.01, "p99.9": 999.001, "mean": 500.5}
+    assert stats == pytest.approx(expected, rel=1e-12)
+
+
+def test_percentiles_need_data() -> None:
+    with pytest.raises(ValueError, match="no latencies"):
+        percentiles(np.array([]))
+
+
+def test_answers_are_stored_as_codes_and_counted() -> None:
+    result = run("parm", np.ones(4), answers=["original", "reconstructed", "original", "default"])
+    assert result.answers.dtype == np.int8
+    assert result.shares() == {"original": 0.5, "reconstructed": 0.25, "default": 0.25, "error": 0.0}
+    assert LatencyRun("parm", "x", np.ones(2), np.array([0, 1])).shares()["reconstructed"] == 0.5
+
+
+def test_bad_runs_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown answer kinds"):
+        run("parm", np.ones(2), answers=["original", "guessed"])
+    with pytest.raises(ValueError, match="one latency and one answer per query"):
+        run("parm", np.ones(3), answers=["original"])
+
+
+def test_summary_compares_parm_with_each_baseline_of_its_variant() -> None:
+    ms = np.arange(1, 1001, dtype=float)
+    rows = summarize([run("parm", ms), run("none", 2 * ms), run("equal-resources", 4 * ms), run("none", ms, "other")])
+    parm = rows[0]
+    assert (parm["variant"], parm["mode"], parm["count"]) == ("standard", "parm", 1000)
+    assert set(parm["vs"]) == {"none", "equal-resources"}
+    assert parm["vs"]["none"] == pytest.approx(dict.fromkeys(("p50", "p90", "p99", "p99.9", "mean"), -0.5))
+    assert parm["vs"]["equal-resources"]["p99.9"] == pytest.approx(-0.75)
+    assert all("vs" not in row for row in rows[1:])
+    assert comparison_lines(rows)[0] == "standard: parm vs none: p99.9 -50.0%, p99 -50.0%, p50 -50.0%, mean -50.0%"
+
+
+def test_report_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    runs = [run(mode, rng.exponential(scale, 5000) + 1, f"rate={rate}")
+            for rate in (100, 200) for mode, scale in (("parm", 1.0), ("none", 2.0 * rate / 100))]
+    runs[0].metadata["wall_s"] = np.float64(1.5)
+    paths = write_report(runs, tmp_path / "out", title="test", sweep_key="rate")
+    assert [p.name for p in paths] == ["results.json", "results.md", "cdf.png", "latency_vs_rate.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    data = json.loads(paths[0].read_text())
+    assert [(row["variant"], row["mode"]) for row in data["rows"]] == [
+        ("rate=100", "parm"), ("rate=100", "none"), ("rate=200", "parm"), ("rate=200", "none")]
+    assert data["runs"][0] == {"variant": "rate=100", "mode": "parm", "wall_s": 1.5}
+    assert len(data["comparisons"]) == 2 and data["comparisons"][1].startswith("rate=200: parm vs none: p99.9 -")
+    markdown = paths[1].read_text()
+    assert markdown.startswith("# test\n\n| variant | mode | queries | p50 (ms) |") and "error" not in markdown
+    assert "- rate=100: parm vs none:" in markdown
+
+
+def test_error_column_only_when_a_run_had_errors(tmp_path: Path) -> None:
+    paths = write_report([run("none", np.ones(3), answers=["original", "error", "original"])], tmp_path, title="t")
+    assert [p.name for p in paths] == ["results.json", "results.md", "cdf.png"]
+    assert "| error |" in paths[1].read_text() and "33.33%" in paths[1].read_text()
