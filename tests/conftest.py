@@ -1,9 +1,15 @@
-"""Shared fixtures: small synthetic datasets, and an isolated data cache for every test."""
+"""Shared fixtures: small synthetic datasets, an isolated data cache for every test, a loopback server."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
 import numpy as np
 import pytest
+import uvicorn
 
 from parm.data.dataset import LabeledArrays, SourceData
 from parm.data.splits import split_source
@@ -55,3 +61,32 @@ def tiny_dataset():
 def small_dataset():
     """Enough groups (120 per epoch at k = 2) for a short training run to show real learning."""
     return split_source("small", make_source(n_per_class=120, shape=(1, 6, 6)), seed=0, test_size=60, val_size=60)
+
+
+@contextlib.contextmanager
+def _serve_app(app) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 in a daemon thread; yields "127.0.0.1:PORT".
+
+    The socket is bound and listening before the thread starts, so clients may connect at once: connections wait in
+    the backlog until uvicorn accepts them, and no test has to sleep or poll.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: TCP_NODELAY
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn-test")
+    thread.start()
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not shut down"
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``with serve_app(app) as url:`` runs ``app`` on a real loopback server for the block."""
+    return _serve_app

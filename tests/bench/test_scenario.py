@@ -21,9 +21,10 @@ def test_standard_scenario_parses() -> None:
     scenario = load_scenario(STANDARD)
     assert (scenario.name, scenario.base_instances, scenario.k, scenario.r) == ("standard", 12, 2, 1)
     assert scenario.modes == ("parm", "equal-resources", "none", "hedged")
-    assert (scenario.rate, scenario.queries, scenario.warmup, scenario.frontend_ms) == (270, 20_000, 1_000, 0.6)
+    assert (scenario.rate, scenario.queries, scenario.warmup) == (270, 20_000, 1_000)
+    assert scenario.frontend.distribution == "profile" and 0 < scenario.frontend.mean() < 0.01
     assert scenario.service.distribution == "profile" and 0.001 < scenario.service.mean() < 0.005
-    assert (scenario.shuffles.count, scenario.shuffles.slowdown) == (4, 3.0)
+    assert (scenario.shuffles.count, scenario.shuffles.slowdown, scenario.shuffles.hit_probability) == (4, 3.0, 1.0)
     assert Path(scenario.model).is_absolute()
     assert scenario.variants() == [("standard", scenario)]
 

@@ -64,7 +64,8 @@ def test_mode_none_is_an_m_m_c_queue(servers: int) -> None:
 
 
 def test_idle_instances_answer_in_the_service_time_plus_the_frontend_cost() -> None:
-    scenario = Scenario(base_instances=50, rate=100, queries=2000, warmup=100, service=CONSTANT, frontend_ms=0.6)
+    scenario = Scenario(base_instances=50, rate=100, queries=2000, warmup=100, service=CONSTANT,
+                        frontend=ServiceTime("constant", mean_s=0.0006))
     result = simulate(scenario, "none", label="light")
     assert result.label == "light" and result.latencies.size == 2000
     assert result.latencies == pytest.approx(np.full(2000, 0.0026), abs=1e-12)

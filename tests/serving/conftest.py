@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry, Counter
 
 from parm.serving.service import ORIGINAL, RECONSTRUCTED, ModelInfo, Prediction, TensorSpec
@@ -61,29 +57,6 @@ def expected_answers(n: int) -> tuple[str, ...]:
     return tuple(ORIGINAL if i % 2 == 0 else RECONSTRUCTED for i in range(n))
 
 
-@contextlib.contextmanager
-def _serve_app(app) -> Iterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1 in a daemon thread; yields "127.0.0.1:PORT".
-
-    The socket is bound and listening before the thread starts, so clients may connect at once: connections wait in
-    the backlog until uvicorn accepts them, and no test has to sleep or poll.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn-test")
-    thread.start()
-    try:
-        yield f"127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not shut down"
-
-
 @pytest.fixture(scope="session")
 def toy_model() -> ModelInfo:
     return TOY_MODEL
@@ -98,12 +71,6 @@ def fake_service_factory() -> Callable[[], FakeService]:
 @pytest.fixture
 def fake_service(fake_service_factory) -> FakeService:
     return fake_service_factory()
-
-
-@pytest.fixture(scope="session")
-def serve_app() -> Callable[..., contextlib.AbstractContextManager[str]]:
-    """``with serve_app(app) as url:`` runs ``app`` on a real loopback server for the block."""
-    return _serve_app
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from parm.bench.loadgen import infer_request, open_loop
 from parm.bench.placeholder import placeholder_run
 from parm.bench.report import LatencyRun
 from parm.bench.scenario import Scenario
+from parm.bench.service_time import ServiceTime
 from parm.bench.shuffles import ShuffleSchedule
 from parm.bench.simulator import fault_times
 from parm.serving.backends.local import LocalBackend
@@ -149,3 +150,29 @@ def _generate_load(address: str, requests: list[bytes], rate: float, total: int,
     samples = asyncio.run(open_loop(address, requests, rate=rate, total=total, seed=seed))
     return [(s.sent, s.latency, s.status, s.answer) for s in samples]
 
+
+
+CALIBRATION_SERVICE_S = 0.002
+QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0)
+
+
+def calibrate_overhead(scenario: Scenario, *, progress: bool = True) -> dict:
+    """The real system's own per-query cost on this machine, as a profile the simulator can draw from.
+
+    Runs mode ``none`` on the scenario's cluster and load with a constant emulated service time and no
+    shuffles or faults, so each query's latency minus that constant is what the frontend, loopback,
+    instance processes and operating system add. Returns a profile dict (``batches -> quantiles_ms``).
+    """
+    variant = replace(scenario, service=ServiceTime("constant", mean_s=CALIBRATION_SERVICE_S),
+                      shuffles=replace(scenario.shuffles, count=0), faults=(), modes=("none",), sweep=None)
+    source, noop = _source(variant, Path(tempfile.mkdtemp(prefix="parm-calibrate-")))
+    run = measure(variant, "calibration", "none", source, noop, _requests(variant, source, noop))
+    overhead_ms = np.clip(run.latencies - CALIBRATION_SERVICE_S, 0, None) * 1000
+    return {
+        "what": "per-query latency the real frontend adds to an instance's service time (client send to answer, "
+                "minus a constant 2 ms emulated service), mode none, no shuffles",
+        "scenario": scenario.name, "instances": scenario.base_instances, "rate": scenario.rate,
+        "batches": {"1": {"n": int(len(overhead_ms)),
+                          "quantiles_ms": {str(q): float(np.quantile(overhead_ms, q)) for q in QUANTILES},
+                          "mean_ms": float(overhead_ms.mean())}},
+    }

@@ -63,7 +63,7 @@ class Scenario:
     warmup: int = 1_000
     seed: int = 0
     service: ServiceTime = field(default_factory=lambda: ServiceTime("constant", mean_s=0.002))
-    frontend_ms: float = 0.0
+    frontend: ServiceTime = field(default_factory=lambda: ServiceTime("constant", mean_s=0.0))
     shuffles: ShuffleConfig = field(default_factory=lambda: ShuffleConfig(count=0))
     faults: tuple[Fault, ...] = ()
     model: str | None = None
@@ -126,8 +126,9 @@ def scenario_from_dict(data: dict[str, Any], base: Path = Path(".")) -> Scenario
     unknown = sorted(set(flat) - known)
     if unknown:
         raise ScenarioError(f"unknown settings {unknown}; known: {sorted(known)}")
-    if "service" in flat:
-        flat["service"] = _section("service", lambda spec: _service(spec, base), flat["service"])
+    for law in ("service", "frontend"):
+        if law in flat:
+            flat[law] = _section(law, lambda spec: _service(spec, base), flat[law])
     if "shuffles" in flat:
         flat["shuffles"] = _section("shuffles", lambda spec: ShuffleConfig(**spec) if isinstance(spec, dict)
                                     else ShuffleConfig(count=int(spec)), flat["shuffles"])

@@ -3,8 +3,9 @@
 Each of N shuffle threads repeatedly picks a random pair of instances and moves a random 128 to
 256 MB between them and back. In emulation (and in the simulator) a schedule of these transfers is
 drawn in advance from a seed, and an instance's service time is multiplied by ``slowdown`` for calls
-that start while a transfer touches it; both the emulated instances and the simulator read the
-same schedule, so they see the same interference.
+that start while a transfer touches it (each such call is hit with ``hit_probability``: contention
+for a link is bursty, so not every call during a transfer suffers); the emulated instances and the
+simulator read the same schedule, so they see the same interference.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ class ShuffleConfig:
     max_mb: float = 256.0
     bandwidth_mb_s: float = 1000.0
     slowdown: float = 3.0
+    hit_probability: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.count < 0 or not 0 < self.min_mb <= self.max_mb or self.bandwidth_mb_s <= 0 or self.slowdown < 1:
+        if (self.count < 0 or not 0 < self.min_mb <= self.max_mb or self.bandwidth_mb_s <= 0 or self.slowdown < 1
+                or not 0 < self.hit_probability <= 1):
             raise ValueError(f"invalid shuffle settings {self}: need count >= 0, 0 < min_mb <= max_mb, "
-                             "bandwidth_mb_s > 0 and slowdown >= 1")
+                             "bandwidth_mb_s > 0, slowdown >= 1 and 0 < hit_probability <= 1")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class ShuffleSchedule:
     starts: tuple[np.ndarray, ...]
     ends: tuple[np.ndarray, ...]
     slowdown: float
+    hit_probability: float = 1.0
 
     @classmethod
     def draw(cls, config: ShuffleConfig, instances: int, duration: float, seed: int = 0) -> ShuffleSchedule:
@@ -55,17 +59,22 @@ class ShuffleSchedule:
         merged = [_merge(spans) for spans in touched]
         starts = tuple(np.array([s for s, _ in spans]) for spans in merged)
         ends = tuple(np.array([e for _, e in spans]) for spans in merged)
-        return cls(starts, ends, config.slowdown)
+        return cls(starts, ends, config.slowdown, config.hit_probability)
 
     @classmethod
     def none(cls, instances: int) -> ShuffleSchedule:
         empty = tuple(np.zeros(0) for _ in range(instances))
         return cls(empty, empty, 1.0)
 
-    def factor(self, instance: int, at: float) -> float:
-        """The service-time multiplier for a call that starts on ``instance`` at time ``at``."""
+    def touched(self, instance: int, at: float) -> bool:
+        """Whether a shuffle touches ``instance`` at time ``at``."""
         i = int(np.searchsorted(self.starts[instance], at, side="right")) - 1
-        return self.slowdown if i >= 0 and self.ends[instance][i] > at else 1.0
+        return i >= 0 and bool(self.ends[instance][i] > at)
+
+    def factor(self, instance: int, at: float, coin: float = 0.0) -> float:
+        """The service-time multiplier for a call that starts on ``instance`` at time ``at``; ``coin``, a uniform
+        draw in [0, 1), decides whether a touched call is hit (always, with the default 0)."""
+        return self.slowdown if coin < self.hit_probability and self.touched(instance, at) else 1.0
 
     def busy_fraction(self, instance: int, duration: float) -> float:
         """The share of ``duration`` during which ``instance`` is touched (for reports and tests)."""

@@ -21,7 +21,14 @@ from tqdm import tqdm
 
 from parm.bench.report import KIND_CODES, LatencyRun
 from parm.bench.scenario import Fault, Scenario
-from parm.bench.service_time import FAULT_STREAM, SERVICE_STREAM, ServiceTime, stream_rng
+from parm.bench.service_time import (
+    FAULT_STREAM,
+    FRONTEND_STREAM,
+    SERVICE_STREAM,
+    SLOWDOWN_STREAM,
+    ServiceTime,
+    stream_rng,
+)
 from parm.bench.shuffles import ShuffleSchedule
 from parm.serving.coordinator import Coordinator, CoordinatorConfig, Dispatch
 from parm.serving.modes import plan_pools
@@ -102,16 +109,31 @@ class _ServiceDraws:
 class _Slowdowns:
     """`ShuffleSchedule.factor` with Python lists and bisect: the same answer, without a numpy call per event."""
 
-    def __init__(self, schedule: ShuffleSchedule) -> None:
+    def __init__(self, schedule: ShuffleSchedule, seed: int) -> None:
         self.starts = [s.tolist() for s in schedule.starts]
         self.ends = [e.tolist() for e in schedule.ends]
-        self.slowdown = schedule.slowdown
+        self.slowdown, self.hit_probability, self.seed = schedule.slowdown, schedule.hit_probability, seed
         self.active = schedule.slowdown != 1.0 and any(self.starts)
+        self.coins: dict[int, list[float]] = {}
+        self.rngs: dict[int, np.random.Generator] = {}
 
     def factor(self, instance: int, at: float) -> float:
         starts = self.starts[instance]
         i = bisect_right(starts, at) - 1
-        return self.slowdown if i >= 0 and self.ends[instance][i] > at else 1.0
+        if i < 0 or self.ends[instance][i] <= at:
+            return 1.0
+        if self.hit_probability < 1.0 and self._coin(instance) >= self.hit_probability:
+            return 1.0
+        return self.slowdown
+
+    def _coin(self, instance: int) -> float:
+        """The instance's next uniform draw, from the same stream an emulated instance uses."""
+        coins = self.coins.get(instance)
+        if not coins:
+            if instance not in self.rngs:
+                self.rngs[instance] = stream_rng(self.seed, SLOWDOWN_STREAM, instance)
+            coins = self.coins[instance] = self.rngs[instance].random(1024)[::-1].tolist()
+        return coins.pop()
 
 
 class _Faults:
@@ -161,8 +183,9 @@ class _Faults:
 def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progress: bool = False) -> LatencyRun:
     """Simulate ``warmup + queries`` Poisson arrivals on ``mode``'s cluster; the warm-up queries are dropped.
 
-    Each query's latency is the coordinator's answer latency plus ``frontend_ms``, the per-query cost of the
-    real frontend and loopback that the simulated coordinator does not pay. ``label`` names the variant
+    Each query's latency is the coordinator's answer latency plus a draw from ``scenario.frontend``, the
+    per-query cost of the real frontend, loopback and operating system that the simulated coordinator does
+    not pay (a constant, or a distribution measured by `parm bench calibrate`). ``label`` names the variant
     (default: the scenario's name).
     """
     started = time.perf_counter()
@@ -174,7 +197,7 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
     tasks_per_query = 1 + scenario.r / scenario.k if mode == "parm" else 1
     draws = _ServiceDraws(scenario.service, scenario.seed, scenario.batch_size,
                           chunk=min(8192, 16 + math.ceil(1.1 * total * tasks_per_query / instances)))
-    slowdowns = _Slowdowns(draw_shuffles(scenario, instances, last_arrival + SHUFFLE_SLACK_S))
+    slowdowns = _Slowdowns(draw_shuffles(scenario, instances, last_arrival + SHUFFLE_SLACK_S), scenario.seed)
     failures = fault_times(scenario.faults, instances, last_arrival, scenario.seed)
     with tqdm(total=total, desc=f"simulate {mode}", unit="query", leave=False, disable=not progress) as bar:
         latencies, kinds, counts = _run(_coordinator(scenario, mode, pools), arrivals.tolist(), draws, slowdowns,
@@ -182,8 +205,8 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
     metadata = {"system": "simulated", "instances": instances, "wall_s": time.perf_counter() - started,
                 "seed": scenario.seed, **counts}
     keep = slice(scenario.warmup, None)
-    return LatencyRun(mode, label or scenario.name, latencies[keep] + scenario.frontend_ms / 1000, kinds[keep],
-                      metadata)
+    overhead = scenario.frontend.sample(stream_rng(scenario.seed, FRONTEND_STREAM), scenario.queries)
+    return LatencyRun(mode, label or scenario.name, latencies[keep] + overhead, kinds[keep], metadata)
 
 
 def _coordinator(scenario: Scenario, mode: str, pools: dict[str, list[int]]) -> Coordinator:

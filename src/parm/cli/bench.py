@@ -23,6 +23,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_scenario_options(latency)
     latency.set_defaults(run=run)
+    calibrate = kinds.add_parser(
+        "calibrate",
+        help="measure the real frontend's own per-query cost, as a profile for `parm simulate`",
+        description="Run mode none on the scenario's cluster and load with a constant 2 ms emulated service time "
+        "and no shuffles or faults; each query's latency minus 2 ms is what the frontend, loopback, instance "
+        "processes and operating system add. Writes its quantiles as a profile that a scenario names under "
+        "`frontend: {profile: PATH}`, so the simulator adds the same cost.",
+        epilog="example: parm bench calibrate benchmarks/scenarios/standard.yaml --out benchmarks/profiles/frontend.json",
+    )
+    calibrate.add_argument("scenario", type=Path, metavar="CONFIG.yaml", help="scenario file (cluster size and rate)")
+    calibrate.add_argument("--queries", type=int, default=20_000, help="measured queries (default: %(default)s)")
+    calibrate.add_argument("--out", type=Path, required=True, help="profile JSON to write")
+    calibrate.add_argument("--no-progress", action="store_true", help="no progress bars")
+    calibrate.set_defaults(run=run_calibrate)
 
 
 def add_scenario_options(parser: argparse.ArgumentParser) -> None:
@@ -58,4 +72,21 @@ def run(args: argparse.Namespace) -> int:
                          sweep_key=scenario.sweep[0] if scenario.sweep else None)
     print((out / "results.md").read_text())
     print(f"results written to {out}/ ({', '.join(p.name for p in paths)})")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from parm.bench.latency import calibrate_overhead
+    from parm.bench.scenario import load_scenario
+    from parm.serving.logs import configure_logging
+
+    configure_logging("text", "warning")
+    profile = calibrate_overhead(load_scenario(args.scenario, queries=args.queries), progress=not args.no_progress)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(profile, indent=1) + "\n")
+    quantiles = profile["batches"]["1"]["quantiles_ms"]
+    print(f"frontend overhead: median {quantiles['0.5']:.2f} ms, p99 {quantiles['0.99']:.2f} ms, "
+          f"p99.9 {quantiles['0.999']:.2f} ms; profile written to {args.out}")
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from parm.bench.service_time import SERVICE_STREAM, ServiceTime, stream_rng
+from parm.bench.service_time import SERVICE_STREAM, SLOWDOWN_STREAM, ServiceTime, stream_rng
 from parm.bench.shuffles import ShuffleSchedule
 
 
@@ -25,22 +25,25 @@ class Emulation:
     service: ServiceTime
     intervals: tuple[tuple[float, float], ...] = ()
     slowdown: float = 1.0
+    hit_probability: float = 1.0
     epoch: float = 0.0
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"service": self.service.to_dict(), "intervals": [list(i) for i in self.intervals],
-                "slowdown": self.slowdown, "epoch": self.epoch, "seed": self.seed}
+                "slowdown": self.slowdown, "hit_probability": self.hit_probability, "epoch": self.epoch,
+                "seed": self.seed}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Emulation:
         return cls(ServiceTime.from_dict(data["service"]), tuple(tuple(i) for i in data["intervals"]),
-                   data["slowdown"], data["epoch"], data["seed"])
+                   data["slowdown"], data["hit_probability"], data["epoch"], data["seed"])
 
     @classmethod
     def for_instance(cls, service: ServiceTime, schedule: ShuffleSchedule, instance: int, epoch: float,
                      seed: int) -> Emulation:
-        return cls(service, tuple(map(tuple, schedule.intervals(instance))), schedule.slowdown, epoch, seed)
+        return cls(service, tuple(map(tuple, schedule.intervals(instance))), schedule.slowdown,
+                   schedule.hit_probability, epoch, seed)
 
 
 class EmulatedClock:
@@ -49,9 +52,10 @@ class EmulatedClock:
     def __init__(self, emulation: Emulation, instance: int) -> None:
         self.emulation, self.instance = emulation, instance
         self.rngs: dict[int, np.random.Generator] = {}  # per batch size: the simulator's streams
+        self.coins = stream_rng(emulation.seed, SLOWDOWN_STREAM, instance)
         self.schedule = ShuffleSchedule(
             (np.array([s for s, _ in emulation.intervals]),), (np.array([e for _, e in emulation.intervals]),),
-            emulation.slowdown,
+            emulation.slowdown, emulation.hit_probability,
         )
 
     def service_time(self, batch_size: int, started_wall: float | None = None) -> float:
@@ -60,4 +64,5 @@ class EmulatedClock:
         if batch_size not in self.rngs:
             self.rngs[batch_size] = stream_rng(self.emulation.seed, SERVICE_STREAM, self.instance, batch_size)
         draw = self.emulation.service.sample(self.rngs[batch_size], 1, batch_size)[0]
-        return float(draw) * self.schedule.factor(0, at)
+        coin = self.coins.random() if self.schedule.touched(0, at) else 0.0
+        return float(draw) * self.schedule.factor(0, at, coin)
