@@ -75,3 +75,10 @@ def test_error_column_only_when_a_run_had_errors(tmp_path: Path) -> None:
     paths = write_report([run("none", np.ones(3), answers=["original", "error", "original"])], tmp_path, title="t")
     assert [p.name for p in paths] == ["results.json", "results.md", "cdf.png"]
     assert "| error |" in paths[1].read_text() and "33.33%" in paths[1].read_text()
+
+
+def test_repeated_runs_are_summarised_by_the_median_of_each_statistic() -> None:
+    runs = [LatencyRun("none", "v", np.full(10, value), ["original"] * 10) for value in (0.001, 0.005, 0.002)]
+    (row,) = summarize(runs)
+    assert row["repeats"] == 3 and row["count"] == 30
+    assert row["p50"] == pytest.approx(2.0) and row["mean"] == pytest.approx(2.0)

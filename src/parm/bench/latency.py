@@ -39,19 +39,21 @@ STARTUP_TIMEOUT_S = 600.0
 
 
 def bench_latency(scenario: Scenario, *, progress: bool = True) -> list[LatencyRun]:
-    """Measure every variant x mode of ``scenario`` on the real system; one `LatencyRun` each."""
+    """Measure every variant x mode of ``scenario`` on the real system, ``repeats`` times, modes interleaved
+    (so that the machine's slow moments fall on every mode alike); one `LatencyRun` each."""
     variants = scenario.variants()
-    bar = tqdm(total=len(variants) * len(scenario.modes), desc=f"bench {scenario.name}", unit="run",
-               disable=not progress)
+    bar = tqdm(total=len(variants) * len(scenario.modes) * scenario.repeats, desc=f"bench {scenario.name}",
+               unit="run", disable=not progress)
     runs = []
     with tempfile.TemporaryDirectory(prefix="parm-bench-") as tmp:
         for label, variant in variants:
             source, noop = _source(variant, Path(tmp) / label)
             requests = _requests(variant, source, noop)
-            for mode in variant.modes:
-                bar.set_postfix_str(f"{label} {mode}")
-                runs.append(measure(variant, label, mode, source, noop, requests))
-                bar.update()
+            for repeat in range(variant.repeats):
+                for mode in variant.modes:
+                    bar.set_postfix_str(f"{label} {mode} ({repeat + 1}/{variant.repeats})")
+                    runs.append(measure(variant, label, mode, source, noop, requests))
+                    bar.update()
     bar.close()
     return runs
 

@@ -70,12 +70,19 @@ def percentiles(latencies: np.ndarray) -> dict[str, float]:
 
 
 def summarize(runs: Sequence[LatencyRun]) -> list[dict[str, Any]]:
-    """One row per run: variant, mode, count, latency stats (ms), answer shares; parm rows also carry ``vs``.
+    """One row per variant and mode: count, latency stats (ms), answer shares; parm rows also carry ``vs``.
 
-    ``vs`` maps each baseline mode of the same variant to parm's relative change per stat (-0.4: 40% lower).
+    Repeated runs of one variant and mode (``--repeats``) are summarised as the paper does: each statistic is
+    the median of the runs' values. ``vs`` maps each baseline mode of the same variant to parm's relative
+    change per stat (-0.4: 40% lower).
     """
-    rows = [{"variant": run.label, "mode": run.mode, "count": int(run.latencies.size),
-             **percentiles(run.latencies), **run.shares()} for run in runs]
+    rows = []
+    for group in _groups(runs):
+        stats = [percentiles(run.latencies) for run in group]
+        pooled = _pooled(group)
+        rows.append({"variant": pooled.label, "mode": pooled.mode, "count": int(pooled.latencies.size),
+                     "repeats": len(group), **{stat: float(np.median([s[stat] for s in stats])) for stat in STATS},
+                     **pooled.shares()})
     for row in rows:
         if row["mode"] == "parm":
             row["vs"] = {other["mode"]: {stat: row[stat] / other[stat] - 1 for stat in STATS}
@@ -123,11 +130,27 @@ def write_report(runs: Sequence[LatencyRun], out_dir: str | Path, *, title: str,
                         + ("\n" if lines else ""))
     first = runs[0].label
     swept = len({run.label for run in runs}) > 1
-    plot_cdf([run for run in runs if run.label == first], paths[2], title=title + (f", {first}" if swept else ""))
+    plot_cdf([_pooled(group) for group in _groups(runs) if group[0].label == first], paths[2], title=title + (f", {first}" if swept else ""))
     if sweep_key is not None:
         paths.append(out_dir / f"latency_vs_{sweep_key}.png")
         plot_sweep(rows, sweep_key, paths[-1], title=title)
     return paths
+
+
+def _groups(runs: Sequence[LatencyRun]) -> list[list[LatencyRun]]:
+    """Runs grouped by (variant, mode), in order of first appearance."""
+    groups: dict[tuple[str, str], list[LatencyRun]] = {}
+    for run in runs:
+        groups.setdefault((run.label, run.mode), []).append(run)
+    return list(groups.values())
+
+
+def _pooled(group: Sequence[LatencyRun]) -> LatencyRun:
+    """One variant and mode's repeats as one run (for answer shares and plots)."""
+    if len(group) == 1:
+        return group[0]
+    return LatencyRun(group[0].mode, group[0].label, np.concatenate([run.latencies for run in group]),
+                      np.concatenate([run.answers for run in group]), group[0].metadata)
 
 
 def _jsonable(value: Any) -> Any:
@@ -146,10 +169,10 @@ def _figure(path: Path, panels: int, title: str) -> Iterator[Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(max(6.4, 5.2 * panels), 4.2), squeeze=False)
     try:
         yield axes[0]
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize="medium", wrap=True)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
     finally:

@@ -62,6 +62,7 @@ class Scenario:
     queries: int = 20_000
     warmup: int = 1_000
     seed: int = 0
+    repeats: int = 1
     service: ServiceTime = field(default_factory=lambda: ServiceTime("constant", mean_s=0.002))
     frontend: ServiceTime = field(default_factory=lambda: ServiceTime("constant", mean_s=0.0))
     shuffles: ShuffleConfig = field(default_factory=lambda: ShuffleConfig(count=0))
@@ -73,8 +74,8 @@ class Scenario:
         unknown = [mode for mode in self.modes if mode not in MODES]
         if unknown:
             raise ScenarioError(f"unknown modes {unknown}: use some of {', '.join(MODES)}")
-        if self.rate <= 0 or self.queries < 1 or self.warmup < 0 or self.base_instances < 1:
-            raise ScenarioError("need rate > 0, queries >= 1, warmup >= 0 and base_instances >= 1")
+        if self.rate <= 0 or self.queries < 1 or self.warmup < 0 or self.base_instances < 1 or self.repeats < 1:
+            raise ScenarioError("need rate > 0, queries >= 1, warmup >= 0, base_instances >= 1 and repeats >= 1")
 
     @property
     def hedge_after_s(self) -> float:

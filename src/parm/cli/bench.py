@@ -22,6 +22,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog="example: parm bench latency benchmarks/scenarios/standard.yaml --queries 5000",
     )
     add_scenario_options(latency)
+    latency.add_argument("--repeats", type=int,
+                         help="runs per mode, interleaved; each statistic is the median over runs (default: the scenario's)")
     latency.set_defaults(run=run)
     calibrate = kinds.add_parser(
         "calibrate",
@@ -53,7 +55,8 @@ def load(args: argparse.Namespace):
     from parm.bench.scenario import load_scenario
 
     modes = tuple(args.modes.split(",")) if args.modes else None
-    scenario = load_scenario(args.scenario, queries=args.queries, rate=args.rate, modes=modes)
+    scenario = load_scenario(args.scenario, queries=args.queries, rate=args.rate, modes=modes,
+                             repeats=getattr(args, "repeats", None))
     if args.rate is not None and scenario.sweep is not None and scenario.sweep[0] == "rate":
         scenario = replace(scenario, sweep=None)  # an explicit rate replaces a rate sweep
     return scenario
