@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/slowdown_sensitivity"))
     args = parser.parse_args()
     base = load_scenario(args.scenario, queries=args.queries)
-    base = replace(base, frontend=ServiceTime("constant", mean_s=base.frontend.mean()))
+    base = replace(base, frontend=ServiceTime("constant", mean_s=base.frontend_for("none").mean()))
     rows = []
     for slowdown in SLOWDOWNS:
         for hit in HITS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ def test_standard_scenario_parses() -> None:
     assert (scenario.name, scenario.base_instances, scenario.k, scenario.r) == ("standard", 12, 2, 1)
     assert scenario.modes == ("parm", "equal-resources", "none", "hedged")
     assert (scenario.rate, scenario.queries, scenario.warmup) == (270, 20_000, 1_000)
-    assert scenario.frontend.distribution == "profile" and 0 < scenario.frontend.mean() < 0.01
+    for mode in scenario.modes:  # the calibration profile measured every mode
+        assert scenario.frontend_for(mode).distribution == "profile" and 0 < scenario.frontend_for(mode).mean() < 0.01
     assert scenario.service.distribution == "profile" and 0.001 < scenario.service.mean() < 0.005
     assert (scenario.shuffles.count, scenario.shuffles.slowdown, scenario.shuffles.hit_probability) == (4, 3.0, 1.0)
     assert Path(scenario.model).is_absolute()
@@ -67,3 +69,16 @@ def test_bad_files_raise_a_scenario_error_that_says_what_is_wrong(tmp_path: Path
 def test_a_missing_file_points_at_the_examples(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="benchmarks/scenarios"):
         load_scenario(tmp_path / "nope.yaml")
+
+
+def test_a_frontend_profile_measured_per_mode_gives_each_mode_its_own_cost(tmp_path) -> None:
+    def entry(ms: float) -> dict:
+        return {"batches": {"1": {"quantiles_ms": {"0.0": ms, "1.0": ms}}}}
+
+    profile = {"batches": entry(1.0)["batches"], "modes": {"none": entry(1.0), "parm": entry(3.0)}}
+    (tmp_path / "frontend.json").write_text(json.dumps(profile))
+    path = write(tmp_path, "frontend: {profile: frontend.json}\n")
+    scenario = load_scenario(path)
+    assert scenario.frontend_for("parm").mean() == pytest.approx(0.003)
+    assert scenario.frontend_for("none").mean() == pytest.approx(0.001)
+    assert scenario.frontend_for("hedged").mean() == pytest.approx(0.001)  # not measured: the top-level law

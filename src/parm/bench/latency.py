@@ -159,22 +159,36 @@ QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.99
 
 
 def calibrate_overhead(scenario: Scenario, *, progress: bool = True) -> dict:
-    """The real system's own per-query cost on this machine, as a profile the simulator can draw from.
+    """The real system's own per-query cost on this machine, per mode, as a profile the simulator draws from.
 
-    Runs mode ``none`` on the scenario's cluster and load with a constant emulated service time and no
+    Runs each of the scenario's modes on its cluster and load with a constant emulated service time and no
     shuffles or faults, so each query's latency minus that constant is what the frontend, loopback,
-    instance processes and operating system add. Returns a profile dict (``batches -> quantiles_ms``).
+    instance processes and operating system add; modes that send more calls (parities, backups) cost more
+    on a small machine. With ``repeats`` > 1 the modes are interleaved and each quantile is the median over
+    the runs. Returns a profile dict: ``modes -> batches -> quantiles_ms``, and mode none's (or the first
+    mode's) at the top level.
     """
     variant = replace(scenario, service=ServiceTime("constant", mean_s=CALIBRATION_SERVICE_S),
-                      shuffles=replace(scenario.shuffles, count=0), faults=(), modes=("none",), sweep=None)
+                      shuffles=replace(scenario.shuffles, count=0), faults=(), sweep=None)
     source, noop = _source(variant, Path(tempfile.mkdtemp(prefix="parm-calibrate-")))
-    run = measure(variant, "calibration", "none", source, noop, _requests(variant, source, noop))
-    overhead_ms = np.clip(run.latencies - CALIBRATION_SERVICE_S, 0, None) * 1000
+    requests = _requests(variant, source, noop)
+    overheads: dict[str, list[np.ndarray]] = {mode: [] for mode in variant.modes}
+    bar = tqdm(total=variant.repeats * len(variant.modes), desc="calibrate", unit="run", disable=not progress)
+    for _ in range(variant.repeats):  # modes interleaved, as in `bench_latency`
+        for mode in variant.modes:
+            run = measure(variant, "calibration", mode, source, noop, requests)
+            overheads[mode].append(np.clip(run.latencies - CALIBRATION_SERVICE_S, 0, None) * 1000)
+            bar.update()
+    bar.close()
+    modes = {}
+    for mode, runs in overheads.items():  # each quantile: the median over the repeats
+        quantiles = {str(q): float(np.median([np.quantile(ms, q) for ms in runs])) for q in QUANTILES}
+        modes[mode] = {"batches": {"1": {"n": int(sum(map(len, runs))), "repeats": len(runs),
+                                         "mean_ms": float(np.median([ms.mean() for ms in runs])),
+                                         "quantiles_ms": quantiles}}}
     return {
         "what": "per-query latency the real frontend adds to an instance's service time (client send to answer, "
-                "minus a constant 2 ms emulated service), mode none, no shuffles",
+                "minus a constant 2 ms emulated service), per mode, no shuffles",
         "scenario": scenario.name, "instances": scenario.base_instances, "rate": scenario.rate,
-        "batches": {"1": {"n": int(len(overhead_ms)),
-                          "quantiles_ms": {str(q): float(np.quantile(overhead_ms, q)) for q in QUANTILES},
-                          "mean_ms": float(overhead_ms.mean())}},
+        "batches": modes.get("none", next(iter(modes.values())))["batches"], "modes": modes,
     }

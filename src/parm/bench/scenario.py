@@ -7,6 +7,7 @@ See ``benchmarks/scenarios/standard.yaml`` for a commented example.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from parm.bench.shuffles import ShuffleConfig
 from parm.serving.modes import MODES
 
 SWEEPABLE = ("rate", "k", "shuffles", "batch_size")
+ANY_MODE = "*"
 FAULT_KINDS = ("fail-stop", "crash-restart")
 T = TypeVar("T")
 
@@ -64,18 +66,24 @@ class Scenario:
     seed: int = 0
     repeats: int = 1
     service: ServiceTime = field(default_factory=lambda: ServiceTime("constant", mean_s=0.002))
-    frontend: ServiceTime = field(default_factory=lambda: ServiceTime("constant", mean_s=0.0))
+    frontend: ServiceTime | dict[str, ServiceTime] = field(default_factory=lambda: ServiceTime("constant", mean_s=0.0))
     shuffles: ShuffleConfig = field(default_factory=lambda: ShuffleConfig(count=0))
     faults: tuple[Fault, ...] = ()
     model: str | None = None
     sweep: tuple[str, tuple[Any, ...]] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.frontend, ServiceTime):  # one law for every mode
+            object.__setattr__(self, "frontend", {ANY_MODE: self.frontend})
         unknown = [mode for mode in self.modes if mode not in MODES]
         if unknown:
             raise ScenarioError(f"unknown modes {unknown}: use some of {', '.join(MODES)}")
         if self.rate <= 0 or self.queries < 1 or self.warmup < 0 or self.base_instances < 1 or self.repeats < 1:
             raise ScenarioError("need rate > 0, queries >= 1, warmup >= 0, base_instances >= 1 and repeats >= 1")
+
+    def frontend_for(self, mode: str) -> ServiceTime:
+        """The real frontend's per-query cost in ``mode`` (measured per mode when the profile has modes)."""
+        return self.frontend.get(mode, self.frontend[ANY_MODE])
 
     @property
     def hedge_after_s(self) -> float:
@@ -127,9 +135,10 @@ def scenario_from_dict(data: dict[str, Any], base: Path = Path(".")) -> Scenario
     unknown = sorted(set(flat) - known)
     if unknown:
         raise ScenarioError(f"unknown settings {unknown}; known: {sorted(known)}")
-    for law in ("service", "frontend"):
-        if law in flat:
-            flat[law] = _section(law, lambda spec: _service(spec, base), flat[law])
+    if "service" in flat:
+        flat["service"] = _section("service", lambda spec: _service(spec, base), flat["service"])
+    if "frontend" in flat:
+        flat["frontend"] = _section("frontend", lambda spec: _frontend(spec, base), flat["frontend"])
     if "shuffles" in flat:
         flat["shuffles"] = _section("shuffles", lambda spec: ShuffleConfig(**spec) if isinstance(spec, dict)
                                     else ShuffleConfig(count=int(spec)), flat["shuffles"])
@@ -162,6 +171,16 @@ def _section(name: str, build: Callable[[Any], T], spec: Any) -> T:
         raise
     except (TypeError, ValueError, KeyError, OSError) as err:
         raise ScenarioError(f"bad {name} settings: {err}") from None
+
+
+def _frontend(spec: dict[str, Any], base: Path) -> dict[str, ServiceTime]:
+    """The frontend's cost per mode: a profile from `parm bench calibrate` holds one law per mode it measured."""
+    law = _service(spec, base)
+    if "profile" not in spec:
+        return {ANY_MODE: law}
+    path = Path(spec["profile"]) if Path(spec["profile"]).is_absolute() else base / spec["profile"]
+    modes = json.loads(path.read_text()).get("modes", {})
+    return {ANY_MODE: law, **{mode: ServiceTime.from_profile(path, mode=mode) for mode in modes}}
 
 
 def _service(spec: dict[str, Any], base: Path) -> ServiceTime:

@@ -42,9 +42,12 @@ class ServiceTime:
             raise ValueError("a profile service time needs quantiles: give `profile: PATH` in the scenario")
 
     @classmethod
-    def from_profile(cls, path: str | Path, scale: float = 1.0) -> ServiceTime:
-        """Read a profile JSON with ``batches: {B: {quantiles_ms: {p: ms}}}``."""
+    def from_profile(cls, path: str | Path, scale: float = 1.0, *, mode: str | None = None) -> ServiceTime:
+        """Read a profile JSON with ``batches: {B: {quantiles_ms: {p: ms}}}``; a profile measured per serving
+        mode (``modes: {mode: {batches: ...}}``, from `parm bench calibrate`) gives ``mode``'s entry."""
         data = json.loads(Path(path).read_text())
+        if mode is not None:
+            data = data["modes"][mode]
         quantiles = {}
         for batch, entry in data["batches"].items():
             points = sorted((float(p), float(ms) / 1000) for p, ms in entry["quantiles_ms"].items())

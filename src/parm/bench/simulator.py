@@ -183,7 +183,7 @@ class _Faults:
 def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progress: bool = False) -> LatencyRun:
     """Simulate ``warmup + queries`` Poisson arrivals on ``mode``'s cluster; the warm-up queries are dropped.
 
-    Each query's latency is the coordinator's answer latency plus a draw from ``scenario.frontend``, the
+    Each query's latency is the coordinator's answer latency plus a draw from ``scenario.frontend_for(mode)``, the
     per-query cost of the real frontend, loopback and operating system that the simulated coordinator does
     not pay (a constant, or a distribution measured by `parm bench calibrate`). ``label`` names the variant
     (default: the scenario's name).
@@ -205,7 +205,7 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
     metadata = {"system": "simulated", "instances": instances, "wall_s": time.perf_counter() - started,
                 "seed": scenario.seed, **counts}
     keep = slice(scenario.warmup, None)
-    overhead = scenario.frontend.sample(stream_rng(scenario.seed, FRONTEND_STREAM), scenario.queries)
+    overhead = scenario.frontend_for(mode).sample(stream_rng(scenario.seed, FRONTEND_STREAM), scenario.queries)
     return LatencyRun(mode, label or scenario.name, latencies[keep] + overhead, kinds[keep], metadata)
 
 

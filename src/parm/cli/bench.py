@@ -28,10 +28,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     calibrate = kinds.add_parser(
         "calibrate",
         help="measure the real frontend's own per-query cost, as a profile for `parm simulate`",
-        description="Run mode none on the scenario's cluster and load with a constant 2 ms emulated service time "
-        "and no shuffles or faults; each query's latency minus 2 ms is what the frontend, loopback, instance "
-        "processes and operating system add. Writes its quantiles as a profile that a scenario names under "
-        "`frontend: {profile: PATH}`, so the simulator adds the same cost.",
+        description="Run each of the scenario's modes on its cluster and load with a constant 2 ms emulated "
+        "service time and no shuffles or faults; each query's latency minus 2 ms is what the frontend, loopback, "
+        "instance processes and operating system add in that mode. Writes the quantiles per mode as a profile "
+        "that a scenario names under `frontend: {profile: PATH}`, so the simulator adds the same cost.",
         epilog="example: parm bench calibrate benchmarks/scenarios/standard.yaml --out benchmarks/profiles/frontend.json",
     )
     calibrate.add_argument("scenario", type=Path, metavar="CONFIG.yaml", help="scenario file (cluster size and rate)")
@@ -89,7 +89,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     profile = calibrate_overhead(load_scenario(args.scenario, queries=args.queries), progress=not args.no_progress)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(profile, indent=1) + "\n")
-    quantiles = profile["batches"]["1"]["quantiles_ms"]
-    print(f"frontend overhead: median {quantiles['0.5']:.2f} ms, p99 {quantiles['0.99']:.2f} ms, "
-          f"p99.9 {quantiles['0.999']:.2f} ms; profile written to {args.out}")
+    for mode, entry in profile["modes"].items():
+        quantiles = entry["batches"]["1"]["quantiles_ms"]
+        print(f"{mode}: frontend overhead median {quantiles['0.5']:.2f} ms, p99 {quantiles['0.99']:.2f} ms, "
+              f"p99.9 {quantiles['0.999']:.2f} ms")
+    print(f"profile written to {args.out}")
     return 0

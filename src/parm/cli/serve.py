@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from parm.serving.deployment import ServeOptions
@@ -13,11 +14,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "serve",
         help="serve a trained model with coded redundancy (ParM) over the Open Inference Protocol",
-        description="Serve a trained model over HTTP (Open Inference Protocol / KServe v2, with Triton's binary "
+        description=textwrap.fill(width=100, text="Serve a trained model over HTTP (Open Inference Protocol / KServe v2, with Triton's binary "
         "tensor extension: tritonclient.http works unchanged). Queries are grouped k at a time; each goes to a base "
         "instance at once, each full group's r parity queries go to parity instances, and every query is answered "
         "by the first of its own prediction, its reconstruction, or the default at its deadline. The response "
-        "parameter `answer` says which (original, reconstructed, default). Metrics at /metrics (Prometheus).",
+        "parameter `answer` says which (original, reconstructed, default). Metrics at /metrics (Prometheus)."),
         epilog="examples:\n"
         "  parm serve runs/parity/fashion-mnist-base-mlp-sum-k2-r1                 # ParM, 2 base + 1 parity instance\n"
         "  parm serve runs/parity/fashion-mnist-base-mlp-sum-k2-r1 --mode equal-resources\n"
