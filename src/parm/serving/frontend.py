@@ -126,10 +126,9 @@ class Frontend:
                     future.set_result(action)
                 self.metrics.answered(action.kind, action.latency)
             else:
-                self.metrics.batches.labels(self.deployment.instances[action.instance].pool).inc()
+                self.metrics.dispatched(self.deployment.instances[action.instance].pool)
                 self.backend.submit(action.instance, action.batch, action.inputs)
-        for pool, depth in self.coordinator.queue_depths().items():
-            self.metrics.queue_depth.labels(pool).set(depth)
+        self.metrics.queues(self.coordinator.queue_depths())
         self.metrics.pending.set(len(self._futures))
         self._schedule_tick()
 

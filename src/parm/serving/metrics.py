@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 # Latency buckets from 0.5 ms to 10 s: the interesting range for both no-op and real instances.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -29,9 +32,26 @@ class FrontendMetrics:
                                 registry=r)
         self.batches = Counter("parm_batches", "Batches sent to instances, per pool.", ["pool"], registry=r)
 
+        self._children: dict[tuple, Any] = {}
+
+    def _child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: these calls sit on the per-query path."""
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def answered(self, kind: str, latency: float) -> None:
-        self.latency.labels(self.mode, kind).observe(latency)
-        self.answers.labels(self.mode, kind).inc()
+        self._child(self.latency, self.mode, kind).observe(latency)
+        self._child(self.answers, self.mode, kind).inc()
+
+    def dispatched(self, pool: str) -> None:
+        self._child(self.batches, pool).inc()
+
+    def queues(self, depths: dict[str, int]) -> None:
+        for pool, depth in depths.items():
+            self._child(self.queue_depth, pool).set(depth)
 
     def timing(self, stage: str, seconds: float) -> None:
         self.codec.labels(stage).observe(seconds)
