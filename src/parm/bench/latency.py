@@ -9,6 +9,7 @@ injects the scenario's faults, and records each query's latency and answer kind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import tempfile
 import threading
@@ -25,7 +26,7 @@ from parm.bench.placeholder import placeholder_run
 from parm.bench.report import LatencyRun
 from parm.bench.scenario import Scenario
 from parm.bench.service_time import ServiceTime
-from parm.bench.shuffles import ShuffleSchedule
+from parm.bench.shuffles import RealShuffles, ShuffleSchedule
 from parm.bench.simulator import fault_times
 from parm.serving.backends.local import LocalBackend
 from parm.serving.deployment import INPUT_NAME, Deployment, ServeOptions, build_deployment
@@ -74,9 +75,10 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
         if not ready.wait(timeout=STARTUP_TIMEOUT_S):
             raise RuntimeError(f"{len(deployment.instances)} instances did not start within {STARTUP_TIMEOUT_S:.0f} s")
         total = scenario.warmup + scenario.queries
-        load = pool.submit(_generate_load, address, requests, scenario.rate, total, scenario.seed)
-        _schedule_faults(frontend, backend, scenario, len(deployment.instances))
-        samples = load.result()
+        with _background_load(scenario, backend, len(deployment.instances)) as shuffles:
+            load = pool.submit(_generate_load, address, requests, scenario.rate, total, scenario.seed)
+            _schedule_faults(frontend, backend, scenario, len(deployment.instances))
+            samples = load.result()
     samples.sort()  # by send time: the warm-up is the first queries sent
     measured = samples[scenario.warmup:]
     failed = sum(status != 200 for _, _, status, _ in measured)
@@ -85,21 +87,30 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
         latencies=np.array([latency for _, latency, _, _ in measured]),
         answers=np.array([answer for _, _, _, answer in measured]),
         metadata={"system": "real", "instances": len(deployment.instances), "failed_requests": failed,
-                  "wall_s": time.perf_counter() - started},
+                  "wall_s": time.perf_counter() - started, "shuffled_mb": getattr(shuffles, "moved_mb", 0.0)},
     )
 
 
 def emulated(deployment: Deployment, scenario: Scenario) -> Deployment:
-    """``deployment`` with every instance holding its answers to the scenario's service times and shuffles."""
-    epoch = time.time()
-    schedule = ShuffleSchedule.draw(scenario.shuffles, len(deployment.instances),
-                                    scenario.duration_s + SCHEDULE_SLACK_S, seed=scenario.seed)
-    instances = tuple(
-        replace(spec, emulation=Emulation.for_instance(scenario.service, schedule, spec.id, epoch,
-                                                       scenario.seed).to_dict())
+    """``deployment`` with every instance holding its answers to the scenario's service times, slowed by the
+    emulated shuffles, or running a shuffle endpoint when the scenario's shuffles are real."""
+    epoch, real = time.time(), scenario.shuffles.mode == "real"
+    instances = len(deployment.instances)
+    schedule = ShuffleSchedule.none(instances) if real else ShuffleSchedule.draw(
+        scenario.shuffles, instances, scenario.duration_s + SCHEDULE_SLACK_S, seed=scenario.seed)
+    specs = tuple(
+        replace(spec, shuffle_endpoint=real,
+                emulation=Emulation.for_instance(scenario.service, schedule, spec.id, epoch, scenario.seed).to_dict())
         for spec in deployment.instances
     )
-    return replace(deployment, instances=instances)
+    return replace(deployment, instances=specs)
+
+
+def _background_load(scenario: Scenario, backend: LocalBackend, instances: int) -> contextlib.AbstractContextManager:
+    """Real shuffles between the instance processes while the load runs (emulated ones need nothing here)."""
+    if scenario.shuffles.mode != "real":
+        return contextlib.nullcontext()
+    return RealShuffles(scenario.shuffles, list(range(instances)), backend.shuffle_port, seed=scenario.seed)
 
 
 def _source(scenario: Scenario, tmp: Path) -> tuple[Path, bool]:

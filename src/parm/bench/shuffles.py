@@ -10,9 +10,15 @@ simulator read the same schedule, so they see the same interference.
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+
+SHUFFLE_MODES = ("emulated", "real")  # real: bytes cross loopback between instance processes (bench only)
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,11 @@ class ShuffleConfig:
     bandwidth_mb_s: float = 1000.0
     slowdown: float = 3.0
     hit_probability: float = 1.0
+    mode: str = "emulated"
 
     def __post_init__(self) -> None:
+        if self.mode not in SHUFFLE_MODES:
+            raise ValueError(f"shuffle mode {self.mode!r} is not one of {SHUFFLE_MODES}")
         if (self.count < 0 or not 0 < self.min_mb <= self.max_mb or self.bandwidth_mb_s <= 0 or self.slowdown < 1
                 or not 0 < self.hit_probability <= 1):
             raise ValueError(f"invalid shuffle settings {self}: need count >= 0, 0 < min_mb <= max_mb, "
@@ -95,3 +104,55 @@ def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
         else:
             merged.append((start, end))
     return merged
+
+
+class RealShuffles:
+    """``config.count`` threads that each, until stopped, pick a random pair of instances and have the first
+    push a random ``min_mb``..``max_mb`` to the second and back over loopback (the paper's background load).
+
+    ``port_of(instance)`` gives an instance's shuffle endpoint, looked up per transfer (a restarted instance
+    has a new one); a transfer that meets a dead instance is skipped.
+    """
+
+    def __init__(self, config: ShuffleConfig, instances: list[int], port_of: Callable[[int], int | None],
+                 seed: int = 0) -> None:
+        self.config, self.instances, self.port_of = config, instances, port_of
+        self.rng = np.random.default_rng(seed)
+        self.stopped = threading.Event()
+        self._lock = threading.Lock()
+        self.moved_mb = 0.0
+        self.threads = [threading.Thread(target=self._run, name=f"parm-shuffle-{i}", daemon=True)
+                        for i in range(config.count if len(instances) >= 2 else 0)]
+
+    def __enter__(self) -> RealShuffles:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.transfer_once()
+            except OSError:
+                continue  # an instance died mid-transfer: the next shuffle picks another pair
+
+    def transfer_once(self) -> float:
+        """One shuffle: a random pair, a random size, there and back; returns the megabytes moved."""
+        with self._lock:
+            a, b = self.rng.choice(self.instances, size=2, replace=False)
+            megabytes = float(self.rng.uniform(self.config.min_mb, self.config.max_mb))
+        source, target = self.port_of(int(a)), self.port_of(int(b))
+        if source is None or target is None:
+            raise ValueError("real shuffles need instances started with shuffle_endpoint=True")
+        with socket.create_connection(("127.0.0.1", source)) as control:
+            control.sendall(b"PUSH %d %d\n" % (target, int(megabytes * 2**20)))
+            if control.makefile("rb").readline().strip() != b"DONE":
+                raise OSError(f"instance {a} did not finish its transfer to instance {b}")
+        with self._lock:
+            self.moved_mb += 2 * megabytes
+        return 2 * megabytes

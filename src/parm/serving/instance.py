@@ -23,7 +23,8 @@ class InstanceSpec:
     """What one instance runs: a checkpoint (or a no-op model of the given output size) and how slow it is.
 
     ``delay_s`` is added to every call; ``emulation`` (an `Emulation` as a dict) holds each answer to an
-    emulated service time instead of the time the computation took.
+    emulated service time instead of the time the computation took; ``shuffle_endpoint`` runs a loopback
+    endpoint for real background shuffles (`parm.serving.shuffle_endpoint`, local backend only).
     """
 
     id: int
@@ -32,6 +33,7 @@ class InstanceSpec:
     output_shape: tuple[int, ...] = ()
     delay_s: float = 0.0
     emulation: dict[str, Any] | None = None
+    shuffle_endpoint: bool = False
     threads: int = 1
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,7 +16,12 @@ from parm.serving.wire import pack, read_frame_sync
 def serve(spec: InstanceSpec) -> None:
     instance = ModelInstance(spec)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    stdout.write(pack({"ready": spec.id}))
+    ready = {"ready": spec.id}
+    if spec.shuffle_endpoint:
+        from parm.serving.shuffle_endpoint import start_endpoint
+
+        ready["shuffle_port"] = start_endpoint()
+    stdout.write(pack(ready))
     stdout.flush()
     while (frame := read_frame_sync(stdin)) is not None:
         header, inputs = frame

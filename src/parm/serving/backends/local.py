@@ -27,8 +27,8 @@ log = logging.getLogger("parm.serving.local")
 class _Child:
     """One running worker process and the batches it holds."""
 
-    def __init__(self, spec: InstanceSpec, process: asyncio.subprocess.Process) -> None:
-        self.spec, self.process = spec, process
+    def __init__(self, spec: InstanceSpec, process: asyncio.subprocess.Process, shuffle_port: int | None) -> None:
+        self.spec, self.process, self.shuffle_port = spec, process, shuffle_port
         self.held: list[int] = []
         self.reader: asyncio.Task | None = None
 
@@ -64,6 +64,10 @@ class LocalBackend(Backend):
         """The process id of an instance (to inject faults in tests and benchmarks)."""
         return self._children[instance].process.pid
 
+    def shuffle_port(self, instance: int) -> int | None:
+        """The loopback port of an instance's shuffle endpoint (``InstanceSpec.shuffle_endpoint``), if any."""
+        return self._children[instance].shuffle_port
+
     def kill(self, instance: int, *, restart: bool = True) -> None:
         """SIGKILL an instance (fault injection); with ``restart=False`` it stays down (fail-stop)."""
         if not restart:
@@ -97,7 +101,7 @@ class LocalBackend(Backend):
         if header.get("ready") != spec.id:
             raise RuntimeError(f"instance {spec.id} sent {header} instead of its ready frame")
         log.info("instance ready", extra={"instance": spec.id, "pool": spec.pool, "pid": process.pid})
-        return _Child(spec, process)
+        return _Child(spec, process, header.get("shuffle_port"))
 
     async def _read(self, child: _Child) -> None:
         """Deliver a child's outputs until it dies, then report its lost batches and replace it."""
