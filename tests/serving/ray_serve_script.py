@@ -20,13 +20,15 @@ from exact_runs import INPUT_SHAPE, affine_run  # noqa: E402
 
 from parm.serving import Frontend, ServeOptions, build_deployment  # noqa: E402
 from parm.serving.backends.ray import RayBackend  # noqa: E402
+from parm.serving.coordinator import CoordinatorConfig  # noqa: E402
 from parm.serving.server import serve_in_background  # noqa: E402
 
 
 def main(workdir: Path) -> None:
     run, base = affine_run(workdir)
     backend = RayBackend(num_cpus_per_instance=0.5)
-    frontend = Frontend(build_deployment(run, ServeOptions(instances=2, group_wait=0.002, delays={0: 0.02})), backend)
+    frontend = Frontend(build_deployment(run, ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.002),
+                                                          delays={0: 0.02})), backend)
     queries = np.random.default_rng(0).normal(size=(120, 1, *INPUT_SHAPE)).astype(np.float32)
     halfway, answered, lock = threading.Event(), [0], threading.Lock()
     with serve_in_background(frontend) as address:

@@ -12,6 +12,7 @@ import torch
 
 from parm.serving import Frontend, ServeOptions, build_deployment
 from parm.serving.backends.base import Backend, BackendEvents
+from parm.serving.coordinator import CoordinatorConfig
 from parm.serving.instance import InstanceSpec, ModelInstance
 from parm.serving.service import ORIGINAL, RECONSTRUCTED, Overloaded, Unavailable
 
@@ -48,7 +49,7 @@ class InProcessBackend(Backend):
 
 def frontend(tmp_path: Path, held: Sequence[int] = (), **options) -> tuple[Frontend, torch.nn.Module]:
     run, base = affine_run(tmp_path)
-    deployment = build_deployment(run, ServeOptions(instances=2, group_wait=0.0, **options))
+    deployment = build_deployment(run, ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.0, **options)))
     return Frontend(deployment, InProcessBackend(held), max_pending=4), base
 
 

@@ -19,6 +19,7 @@ import tritonclient.http as triton
 
 from parm.serving import Frontend, ServeOptions, build_deployment
 from parm.serving.backends.local import LocalBackend
+from parm.serving.coordinator import CoordinatorConfig
 from parm.serving.server import serve_in_background
 from parm.serving.service import ORIGINAL, RECONSTRUCTED
 
@@ -51,7 +52,7 @@ def expected(base: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 def test_tritonclient_with_default_settings_gets_originals_and_exact_reconstructions(tmp_path: Path) -> None:
     run, base = affine_run(tmp_path, k=2, r=1)
-    options = ServeOptions(instances=2, group_wait=0.001, delays={0: 3.0})  # base instance 0 straggles
+    options = ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.001), delays={0: 3.0})  # base instance 0 straggles
     rng = np.random.default_rng(0)
     with serving(run, options) as (address, _, frontend):
         client = triton.InferenceServerClient(address)
@@ -105,7 +106,7 @@ def test_malformed_requests_get_clear_4xx_and_the_server_keeps_serving(tmp_path:
 @pytest.mark.parametrize("mode", ["parm", "none"])
 def test_killing_an_instance_mid_load_loses_no_query(tmp_path: Path, mode: str) -> None:
     run, base = affine_run(tmp_path)
-    options = ServeOptions(mode=mode, instances=2, group_wait=0.002, delays={0: 0.02})
+    options = ServeOptions(mode=mode, instances=2, coding=CoordinatorConfig(group_wait=0.002), delays={0: 0.02})
     queries = np.random.default_rng(1).normal(size=(200, 1, *INPUT_SHAPE)).astype(np.float32)
     halfway, answered, lock = threading.Event(), [0], threading.Lock()
     with serving(run, options) as (address, backend, frontend):

@@ -61,12 +61,8 @@ def bench_latency(scenario: Scenario, *, progress: bool = True) -> list[LatencyR
 
 def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool, requests: list[bytes]) -> LatencyRun:
     """One mode under the scenario's load: start, warm up, measure, stop."""
-    options = ServeOptions(
-        mode=mode, instances=scenario.base_instances, k=scenario.k, r=scenario.r, batch_size=scenario.batch_size,
-        group_wait=scenario.group_wait_ms / 1000,
-        deadline=scenario.deadline_ms / 1000 if scenario.deadline_ms is not None else None,
-        hedge_after=scenario.hedge_after_s, noop=noop, name=MODEL_NAME,
-    )
+    options = ServeOptions(mode=mode, instances=scenario.base_instances, coding=scenario.coordinator_config(mode),
+                           noop=noop, name=MODEL_NAME)
     deployment = emulated(build_deployment(source, options), scenario)
     backend = LocalBackend()
     frontend = Frontend(deployment, backend, max_pending=1 << 20)

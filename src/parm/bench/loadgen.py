@@ -39,6 +39,11 @@ def infer_request(model: str, input_name: str, x: np.ndarray) -> bytes:
             f"{HEADER_LENGTH}: {len(header)}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
 
+async def _connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = address.rsplit(":", 1)
+    return await asyncio.open_connection(host, int(port))
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection that sends a prebuilt request and reads the answer kind."""
 
@@ -47,8 +52,7 @@ class Connection:
 
     @classmethod
     async def open(cls, address: str) -> Connection:
-        host, port = address.rsplit(":", 1)
-        return cls(address, *await asyncio.open_connection(host, int(port)))
+        return cls(address, *await _connect(address))
 
     async def send(self, request: bytes) -> tuple[int, str]:
         """Send and read the answer; a connection the server closed while idle is reopened once."""
@@ -56,8 +60,7 @@ class Connection:
             return await self._exchange(request)
         except (asyncio.IncompleteReadError, ConnectionError):
             self.close()
-            host, port = self.address.rsplit(":", 1)
-            self.reader, self.writer = await asyncio.open_connection(host, int(port))
+            self.reader, self.writer = await _connect(self.address)
             return await self._exchange(request)
 
     async def _exchange(self, request: bytes) -> tuple[int, str]:

@@ -17,6 +17,7 @@ import yaml
 
 from parm.bench.service_time import ServiceTime
 from parm.bench.shuffles import ShuffleConfig
+from parm.serving.coordinator import CoordinatorConfig
 from parm.serving.modes import MODES
 
 SWEEPABLE = ("rate", "k", "shuffles", "batch_size")
@@ -80,6 +81,14 @@ class Scenario:
             raise ScenarioError(f"unknown modes {unknown}: use some of {', '.join(MODES)}")
         if self.rate <= 0 or self.queries < 1 or self.warmup < 0 or self.base_instances < 1 or self.repeats < 1:
             raise ScenarioError("need rate > 0, queries >= 1, warmup >= 0, base_instances >= 1 and repeats >= 1")
+
+    def coordinator_config(self, mode: str) -> CoordinatorConfig:
+        """The coordinator's switches for ``mode``, in seconds: the same for the real bench and the simulator."""
+        return CoordinatorConfig(
+            k=self.k, r=self.r, batch_size=self.batch_size, group_wait=self.group_wait_ms / 1000,
+            deadline=None if self.deadline_ms is None else self.deadline_ms / 1000,
+            hedge_after=self.hedge_after_s if mode == "hedged" else None,
+        )
 
     def frontend_for(self, mode: str) -> ServiceTime:
         """The real frontend's per-query cost in ``mode`` (measured per mode when the profile has modes)."""

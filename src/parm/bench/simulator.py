@@ -30,7 +30,7 @@ from parm.bench.service_time import (
     stream_rng,
 )
 from parm.bench.shuffles import ShuffleSchedule
-from parm.serving.coordinator import Coordinator, CoordinatorConfig, Dispatch
+from parm.serving.coordinator import Coordinator, Dispatch
 from parm.serving.modes import plan_pools
 
 SHUFFLE_SLACK_S = 10.0  # shuffles are drawn this far beyond the last arrival, for the calls still queued
@@ -210,11 +210,7 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
 
 
 def _coordinator(scenario: Scenario, mode: str, pools: dict[str, list[int]]) -> Coordinator:
-    config = CoordinatorConfig(
-        k=scenario.k, r=scenario.r, batch_size=scenario.batch_size, group_wait=scenario.group_wait_ms / 1000,
-        deadline=None if scenario.deadline_ms is None else scenario.deadline_ms / 1000,
-        hedge_after=scenario.hedge_after_s if mode == "hedged" else None,
-    )
+    config = scenario.coordinator_config(mode)
     if mode != "parm":
         return Coordinator(config, pools)
     return Coordinator(config, pools, codec=NullCodec(scenario.k, scenario.r), pad_output=np.zeros(0, np.float32))

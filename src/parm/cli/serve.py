@@ -6,6 +6,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
+from parm.serving.coordinator import CoordinatorConfig
 from parm.serving.deployment import ServeOptions
 from parm.serving.modes import MODES
 
@@ -80,12 +81,12 @@ def parse_delays(items: list[str]) -> dict[int, float]:
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
     ms = 1e-3
-    return ServeOptions(
-        mode=args.mode, instances=args.instances, k=args.k, r=args.r, batch_size=args.batch_size,
-        group_wait=args.group_wait_ms * ms, deadline=args.deadline_ms * ms if args.deadline_ms is not None else None,
-        hedge_after=args.hedge_after_ms * ms, default_class=args.default_class, noop=args.noop,
-        delays=parse_delays(args.slow), name=args.name,
+    coding = CoordinatorConfig(
+        k=args.k, r=args.r, batch_size=args.batch_size, group_wait=args.group_wait_ms * ms,
+        deadline=args.deadline_ms * ms if args.deadline_ms is not None else None, hedge_after=args.hedge_after_ms * ms,
     )
+    return ServeOptions(mode=args.mode, instances=args.instances, coding=coding, default_class=args.default_class,
+                        noop=args.noop, delays=parse_delays(args.slow), name=args.name)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,16 +29,15 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """The knobs of `parm serve` that do not come from the trained models."""
+    """The knobs of `parm serve` that do not come from the trained models.
+
+    ``coding`` holds the coordinator's switches; a coded run's own k and r replace the ones given there
+    (which size the uncoded modes of a bare checkpoint), and its hedging delay applies in mode hedged only.
+    """
 
     mode: str = "parm"
     instances: int = 2
-    k: int = 2
-    r: int = 1
-    batch_size: int = 1
-    group_wait: float = 0.005
-    deadline: float | None = None
-    hedge_after: float | None = None
+    coding: CoordinatorConfig = field(default_factory=CoordinatorConfig)
     default_class: int = 0
     noop: bool = False
     delays: Mapping[int, float] = field(default_factory=dict)
@@ -60,13 +59,17 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
     """A deployment of ``source`` (a coded run folder, or a base checkpoint for uncoded modes)."""
     source = Path(source)
     code, base = _load_source(source, options.mode)
+    config = options.coding
     if code is not None:
-        options = replace(options, k=code.k, r=code.r)
+        config = replace(config, k=code.k, r=code.r)
+    if options.mode != "hedged":
+        config = replace(config, hedge_after=None)
     card = load_card(base)
-    pools = plan_pools(options.mode, options.instances, options.k, options.r)
-    unknown = sorted(set(options.delays) - {i for ids in pools.values() for i in ids})
+    pools = plan_pools(options.mode, options.instances, config.k, config.r)
+    count = sum(len(ids) for ids in pools.values())  # instance ids run 0..count-1 over all pools
+    unknown = sorted(i for i in options.delays if not 0 <= i < count)
     if unknown:
-        raise ValueError(f"--slow names instances {unknown}, but this deployment has instances 0..{len(_ids(pools)) - 1}")
+        raise ValueError(f"--slow names instances {unknown}, but this deployment has instances 0..{count - 1}")
     if not 0 <= options.default_class < card.num_classes:
         raise ValueError(f"--default-class must be in 0..{card.num_classes - 1}, got {options.default_class}")
     specs = tuple(
@@ -83,19 +86,11 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
         name=options.name or f"{card.dataset}-{card.model}",
         inputs=(TensorSpec(INPUT_NAME, "FP32", (-1, *card.input_shape)),),
         outputs=(TensorSpec(OUTPUT_NAME, "FP32", (-1, card.num_classes)),),
-        parameters={"mode": options.mode, "k": str(options.k), "r": str(options.r),
+        parameters={"mode": options.mode, "k": str(config.k), "r": str(config.r),
                     "code": code.name if code is not None else "none", "classes": json.dumps(list(card.classes))},
-    )
-    config = CoordinatorConfig(
-        k=options.k, r=options.r, batch_size=options.batch_size, group_wait=options.group_wait,
-        deadline=options.deadline, hedge_after=options.hedge_after if options.mode == "hedged" else None,
     )
     return Deployment(model, specs, pools, config, code if options.mode == "parm" else None, default_output,
                       options.mode)
-
-
-def _ids(pools: dict[str, list[int]]) -> list[int]:
-    return [i for ids in pools.values() for i in ids]
 
 
 def _load_source(source: Path, mode: str) -> tuple[Code | None, Path]:
