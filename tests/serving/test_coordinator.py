@@ -159,6 +159,29 @@ def test_short_groups_are_encoded_after_the_wait_with_zero_padding() -> None:
     )[0, 0].numpy(), rtol=1e-6)
 
 
+def test_deferred_encoding_sends_originals_first_and_encodes_groups_in_one_batch() -> None:
+    """With ``encode=False`` (the frontend's way) no original waits for an encoding; `encode` then encodes
+    every group completed meanwhile in one codec call, with the same parities as one call per group."""
+    k, r = 2, 2
+    coordinator, pools = make(k, r, instances=4)
+    calls = []
+    codec = coordinator.codec
+    coordinator.codec = type("CountingCodec", (), {
+        "encode": lambda _, x: calls.append(len(x)) or codec.encode(x), "decode": lambda _, o, a: codec.decode(o, a)})()
+    inputs = RNG.normal(size=(4, 4)).astype(np.float32)
+    originals = [coordinator.submit(q, inputs[q], 0.0, encode=False) for q in range(4)]
+    assert all(len(actions) == 1 and actions[0].instance in pools["base"] for actions in originals)
+    assert calls == []
+    parities = coordinator.encode(0.0)
+    assert calls == [2]  # two full groups, one batched call
+    expected = build_code("linear", k, r).encode(__import__("torch").from_numpy(inputs.reshape(2, k, 4))).numpy()
+    assert sorted(d.instance for d in parities) == sorted(pools["parity-0"][:2] + pools["parity-1"][:2])
+    got = {(d.instance, tuple(d.inputs[0])) for d in parities}
+    for group in range(2):
+        for j in range(r):
+            assert any(tuple(expected[group, j]) == row for instance, row in got if instance in pools[f"parity-{j}"])
+
+
 def test_useless_work_is_dropped() -> None:
     """Originals still queued after their reconstruction, and parities of completed groups, never run."""
     coordinator, pools = make(2, 1, instances=2, group_wait=10.0)

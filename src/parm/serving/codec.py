@@ -14,7 +14,7 @@ Timing = Callable[[str, float], None]
 
 
 class TorchCodec:
-    """Encodes one group and decodes a batch of groups with ``code``, reporting how long each took."""
+    """Encodes and decodes batches of groups with ``code``, reporting how long each call took."""
 
     def __init__(self, code: Code, on_timing: Timing | None = None) -> None:
         self.code = code
@@ -23,7 +23,7 @@ class TorchCodec:
     @torch.inference_mode()
     def encode(self, inputs: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        parities = self.code.encode(torch.from_numpy(inputs).unsqueeze(0))[0].numpy()
+        parities = self.code.encode(torch.from_numpy(inputs)).numpy()
         self.on_timing("encode", time.perf_counter() - start)
         return parities
 

@@ -7,7 +7,7 @@ reconstruction decoded as soon as any k of the group's k + r outputs are in, or 
 prediction at its deadline. It holds no sockets, processes or clocks: the HTTP frontend, both
 backends, the simulator and the tests drive the same object by calling
 
-    submit(query, x, now)        a query arrived
+    submit(query, x, now)        a query arrived (encode=False: its group's parities wait for encode(now))
     on_result(instance, batch, outputs, now)
     on_failure(instance, batches, now)   an instance died; its batches are lost
     on_ready(instance, now)      an instance (re)started
@@ -43,7 +43,7 @@ class GroupCodec(Protocol):
     """The code as the coordinator uses it, one group to encode, a batch of groups to decode."""
 
     def encode(self, inputs: np.ndarray) -> np.ndarray:
-        """Parity queries (r, *input_shape) for one group's inputs (k, *input_shape)."""
+        """Parity queries (B, r, *input_shape) for a batch of groups' inputs (B, k, *input_shape)."""
 
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         """Original outputs (B, k, m) from outputs (B, k + r, m) and an availability mask (B, k + r)."""
@@ -154,14 +154,20 @@ class Coordinator:
         self._queries: dict[int, _Query] = {}
         self._groups: dict[int, _Group] = {}
         self._open: int | None = None
+        self._closed: list[int] = []  # groups complete (or timed out) and not encoded yet
         self._timers: list[tuple[float, int, str, int]] = []
         self._ids = itertools.count()
         self._batches = itertools.count()
 
     # ---- events -------------------------------------------------------------------------------------
 
-    def submit(self, query: int, x: Any, now: float) -> list[Dispatch | Answer]:
-        """A query arrived with input ``x``: send its original and add it to the open coding group."""
+    def submit(self, query: int, x: Any, now: float, *, encode: bool = True) -> list[Dispatch | Answer]:
+        """A query arrived with input ``x``: send its original and add it to the open coding group.
+
+        A group this query completes is encoded at once, or, with ``encode=False``, at the next `encode`
+        call: the frontend sends a request's originals first and encodes their groups after, in one batch,
+        so that no original waits for an encoding.
+        """
         if query in self._queries:
             raise ValueError(f"query {query} was already submitted")
         state = self._queries[query] = _Query(now)
@@ -172,6 +178,12 @@ class Coordinator:
             self._timer(now + self.config.hedge_after, "hedge", query)
         if self.codec is not None:
             self._join_group(query, state, x, now)
+        actions = self._pump([])
+        return actions + self.encode(now) if encode else actions
+
+    def encode(self, now: float) -> list[Dispatch | Answer]:
+        """Encode every group closed since the last call, in one batched codec call, and queue their parities."""
+        self._encode_closed()
         return self._pump([])
 
     def on_result(self, instance: int, batch: int, outputs: Sequence[Any], now: float) -> list[Dispatch | Answer]:
@@ -217,11 +229,12 @@ class Coordinator:
             _, _, kind, ref = heapq.heappop(self._timers)
             state = self._queries.get(ref) if kind != "group" else None
             if kind == "group" and ref == self._open:
-                self._close_group(now)
+                self._close_group()
             elif kind == "deadline" and state is not None and not state.answered:
                 self._answer(ref, self.default_output, DEFAULT, now, actions)
             elif kind == "hedge" and state is not None and not state.answered:
                 self._push(_Task(ref, None, 0, BASE_POOL, state.tasks[0].payload), state)
+        self._encode_closed()
         return self._pump(actions)
 
     def next_timer(self) -> float | None:
@@ -257,28 +270,39 @@ class Coordinator:
         group.inputs.append(x)
         group.pending += 1
         if len(group.members) == self.config.k:
-            self._close_group(now)
+            self._close_group()
 
-    def _close_group(self, now: float) -> None:
-        """Encode the open group (padded with zero inputs if it is short) and queue its parities."""
-        gid, self._open = self._open, None
-        group = self._groups[gid]
-        if group.pending == 0:  # every member already answered: its parities would be useless
-            del self._groups[gid]
+    def _close_group(self) -> None:
+        """No more members for the open group: it waits for `_encode_closed`."""
+        self._closed.append(self._open)
+        self._open = None
+
+    def _encode_closed(self) -> None:
+        """Encode the closed groups (short ones padded with zero inputs) in one batch and queue their parities."""
+        closed, self._closed = self._closed, []
+        groups = []
+        for gid in closed:
+            if self._groups[gid].pending == 0:  # every member already answered: its parities would be useless
+                del self._groups[gid]
+            else:
+                groups.append((gid, self._groups[gid]))
+        if not groups:
             return
-        k, r, members = self.config.k, self.config.r, len(group.members)
-        if group.inputs[0] is None:  # a simulation: no tensors to encode
-            parities = [None] * r
+        k, r = self.config.k, self.config.r
+        if groups[0][1].inputs[0] is None:  # a simulation: no tensors to encode
+            parities = [[None] * r] * len(groups)
         else:
-            padding = [np.zeros_like(group.inputs[0])] * (k - members)
-            parities = self.codec.encode(np.stack(group.inputs + padding))
-        group.outputs[members:k] = self.pad_output  # a zero input's output, F(0), is known in advance
-        group.available[members:k] = True
-        group.inputs, group.encoded = [], True
-        for j in range(r):
-            task = _Task(None, gid, k + j, parity_pool(j), parities[j])
-            group.parities.append(task)
-            self._push(task)
+            zero = np.zeros_like(groups[0][1].inputs[0])
+            parities = self.codec.encode(np.stack([np.stack(g.inputs + [zero] * (k - len(g.inputs))) for _, g in groups]))
+        for (gid, group), group_parities in zip(groups, parities, strict=True):
+            members = len(group.members)
+            group.outputs[members:k] = self.pad_output  # a zero input's output, F(0), is known in advance
+            group.available[members:k] = True
+            group.inputs, group.encoded = [], True
+            for j in range(r):
+                task = _Task(None, gid, k + j, parity_pool(j), group_parities[j])
+                group.parities.append(task)
+                self._push(task)
 
     def _decodable(self, group: _Group) -> bool:
         return group.encoded and group.pending > 0 and int(group.available.sum()) >= self.config.k

@@ -3,7 +3,8 @@
 HTTP requests become `submit` events, backend callbacks become `on_result` / `on_failure` /
 `on_ready` events and one timer handle becomes `tick` events; the coordinator's actions become
 backend submissions and answered futures. Everything runs on one event loop, so the coordinator
-needs no locks.
+needs no locks. The coordinator's clock is `time.perf_counter`, not the loop's (uvloop's loop time
+counts whole milliseconds, too coarse for latencies and hedging delays).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -83,12 +85,13 @@ class Frontend:
         if len(self._futures) + len(inputs) > self.max_pending:
             self.metrics.rejected.inc(len(inputs))
             raise Overloaded(f"{len(self._futures)} queries are pending (limit {self.max_pending}): retry later")
-        now = self._loop.time()
+        now = time.perf_counter()
         futures = []
         for row in np.asarray(inputs, dtype=np.float32):
             query = next(self._ids)
             futures.append(self._futures.setdefault(query, self._loop.create_future()))
-            self._apply(self.coordinator.submit(query, row, now))
+            self._apply(self.coordinator.submit(query, row, now, encode=False))
+        self._apply(self.coordinator.encode(now))  # the originals are on their way: now the parities
         answers: Sequence[Answer] = await asyncio.gather(*futures)
         return Prediction(np.stack([a.output for a in answers]), tuple(a.kind for a in answers))
 
@@ -98,7 +101,7 @@ class Frontend:
         if batch_id in self._probes:
             self._probes.pop(batch_id).set_result(outputs[0])
             return
-        self._apply(self.coordinator.on_result(instance, batch_id, outputs, self._loop.time()))
+        self._apply(self.coordinator.on_result(instance, batch_id, outputs, time.perf_counter()))
 
     def on_failure(self, instance: int, lost_batches: Sequence[int], reason: str) -> None:
         pool = self.deployment.instances[instance].pool
@@ -109,12 +112,12 @@ class Frontend:
             self._probes.pop(batch).set_exception(RuntimeError(f"instance {instance} died during start-up: {reason}"))
         lost = [b for b in lost_batches if b >= 0]
         if self.coordinator is not None:
-            self._apply(self.coordinator.on_failure(instance, lost, self._loop.time()))
+            self._apply(self.coordinator.on_failure(instance, lost, time.perf_counter()))
 
     def on_ready(self, instance: int) -> None:
         log.info("instance restarted", extra={"instance": instance})
         if self.coordinator is not None:
-            self._apply(self.coordinator.on_ready(instance, self._loop.time()))
+            self._apply(self.coordinator.on_ready(instance, time.perf_counter()))
 
     # ---- carrying out the coordinator's actions ----------------------------------------------------
 
@@ -139,11 +142,11 @@ class Frontend:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = at
-        self._timer = self._loop.call_at(at, self._tick) if at is not None else None
+        self._timer = self._loop.call_later(at - time.perf_counter(), self._tick) if at is not None else None
 
     def _tick(self) -> None:
         self._timer = self._timer_at = None
-        self._apply(self.coordinator.tick(self._loop.time()))
+        self._apply(self.coordinator.tick(time.perf_counter()))
 
     async def _probe(self, instance: int) -> np.ndarray:
         """F's output for a zero input, computed on ``instance`` (batch ids < 0 are probes)."""
