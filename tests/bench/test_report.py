@@ -64,7 +64,7 @@ def test_report_files(tmp_path: Path) -> None:
     data = json.loads(paths[0].read_text())
     assert [(row["variant"], row["mode"]) for row in data["rows"]] == [
         ("rate=100", "parm"), ("rate=100", "none"), ("rate=200", "parm"), ("rate=200", "none")]
-    assert data["runs"][0] == {"variant": "rate=100", "mode": "parm", "wall_s": 1.5}
+    assert data["runs"][0] == {"variant": "rate=100", "mode": "parm", **percentiles(runs[0].latencies), "wall_s": 1.5}
     assert len(data["comparisons"]) == 2 and data["comparisons"][1].startswith("rate=200: parm vs none: p99.9 -")
     markdown = paths[1].read_text()
     assert markdown.startswith("# test\n\n| variant | mode | queries | p50 (ms) |") and "error" not in markdown

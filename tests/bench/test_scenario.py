@@ -26,7 +26,7 @@ def test_standard_scenario_parses() -> None:
     for mode in scenario.modes:  # the calibration profile measured every mode
         assert scenario.frontend_for(mode).distribution == "profile" and 0 < scenario.frontend_for(mode).mean() < 0.01
     assert scenario.service.distribution == "profile" and 0.001 < scenario.service.mean() < 0.005
-    assert (scenario.shuffles.count, scenario.shuffles.slowdown, scenario.shuffles.hit_probability) == (4, 3.0, 1.0)
+    assert (scenario.shuffles.count, scenario.shuffles.slowdown, scenario.shuffles.hit_probability) == (4, 3.5, 0.1)
     assert Path(scenario.model).is_absolute()
     assert scenario.variants() == [("standard", scenario)]
 

@@ -124,7 +124,8 @@ def write_report(runs: Sequence[LatencyRun], out_dir: str | Path, *, title: str,
     paths = [out_dir / "results.json", out_dir / "results.md", out_dir / "cdf.png"]
     paths[0].write_text(json.dumps({"title": title, "units": {"latency": "ms", "shares": "fraction of queries"},
                                     "rows": rows, "comparisons": lines,
-                                    "runs": [{"variant": r.label, "mode": r.mode, **r.metadata} for r in runs]},
+                                    "runs": [{"variant": r.label, "mode": r.mode, **percentiles(r.latencies), **r.metadata}
+                                             for r in runs]},
                                    indent=2, default=_jsonable) + "\n")
     paths[1].write_text(f"# {title}\n\n" + results_table(rows) + "".join(f"\n- {line}" for line in lines)
                         + ("\n" if lines else ""))

@@ -6,6 +6,7 @@ output frame on stdout, one batch at a time. It exits when stdin closes (its fro
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 
@@ -15,6 +16,7 @@ from parm.serving.wire import pack, read_frame_sync
 
 def serve(spec: InstanceSpec) -> None:
     instance = ModelInstance(spec)
+    gc.freeze()  # torch and the model live as long as the process: a full collection over them would stall a call
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     ready = {"ready": spec.id}
     if spec.shuffle_endpoint:
