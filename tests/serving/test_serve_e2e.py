@@ -20,7 +20,6 @@ import tritonclient.http as triton
 from parm.serving import Frontend, ServeOptions, build_deployment
 from parm.serving.backends.local import LocalBackend
 from parm.serving.coordinator import CoordinatorConfig
-from parm.serving.deployment import PARITY_NICENESS
 from parm.serving.server import serve_in_background
 from parm.serving.service import ORIGINAL, RECONSTRUCTED
 
@@ -55,12 +54,9 @@ def test_tritonclient_with_default_settings_gets_originals_and_exact_reconstruct
     run, base = affine_run(tmp_path, k=2, r=1)
     options = ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.001), delays={0: 3.0})  # base instance 0 straggles
     rng = np.random.default_rng(0)
-    with serving(run, options) as (address, backend, frontend):
+    with serving(run, options) as (address, _, frontend):
         client = triton.InferenceServerClient(address)
         assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(MODEL)
-        ours = os.getpriority(os.PRIO_PROCESS, 0)
-        niceness = {spec.pool: os.getpriority(os.PRIO_PROCESS, backend.pid(spec.id)) for spec in frontend.deployment.instances}
-        assert niceness == {"base": ours, "parity-0": min(ours + PARITY_NICENESS, 19)}  # a parity never delays an original
         assert client.get_model_metadata(MODEL)["inputs"][0]["shape"] == [-1, *INPUT_SHAPE]
         kinds = []
         for _ in range(3):  # the first query lands on the straggler and is rebuilt from the parity

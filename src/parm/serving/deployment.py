@@ -25,9 +25,6 @@ from parm.training.coded import CODE_NAME
 from parm.training.parity import parity_path
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-# Parity instances run at a lower CPU priority: a parity is insurance, and where instances share a host its
-# computation must not delay an original's (on separate machines this changes nothing).
-PARITY_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,6 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
             id=i, pool=pool,
             checkpoint=None if options.noop else str(_checkpoint_of(pool, source, base, code)),
             output_shape=(card.num_classes,), delay_s=options.delays.get(i, 0.0),
-            niceness=0 if pool == BASE_POOL else PARITY_NICENESS,
         )
         for pool, ids in pools.items() for i in ids
     )

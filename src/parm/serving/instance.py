@@ -8,7 +8,6 @@ busier machine.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from parm.models import load_checkpoint
 class InstanceSpec:
     """What one instance runs: a checkpoint (or a no-op model of the given output size) and how slow it is.
 
-    ``niceness`` lowers the process's CPU priority (`os.nice`); ``delay_s`` is added to every call; ``emulation`` (an `Emulation` as a dict) holds each answer to an
+    ``delay_s`` is added to every call; ``emulation`` (an `Emulation` as a dict) holds each answer to an
     emulated service time instead of the time the computation took; ``shuffle_endpoint`` runs a loopback
     endpoint for real background shuffles (`parm.serving.shuffle_endpoint`, local backend only).
     """
@@ -36,7 +35,6 @@ class InstanceSpec:
     emulation: dict[str, Any] | None = None
     shuffle_endpoint: bool = False
     threads: int = 1
-    niceness: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,12 +42,6 @@ class InstanceSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InstanceSpec:
         return cls(**{**data, "output_shape": tuple(data.get("output_shape", ()))})
-
-
-def take_process(spec: InstanceSpec) -> None:
-    """Settings of a process that hosts ``spec`` alone (a local worker, a Ray actor): its CPU priority."""
-    if spec.niceness:
-        os.nice(spec.niceness)
 
 
 class ModelInstance:

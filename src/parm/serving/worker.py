@@ -10,12 +10,11 @@ import gc
 import json
 import sys
 
-from parm.serving.instance import InstanceSpec, ModelInstance, take_process
+from parm.serving.instance import InstanceSpec, ModelInstance
 from parm.serving.wire import pack, read_frame_sync
 
 
 def serve(spec: InstanceSpec) -> None:
-    take_process(spec)
     instance = ModelInstance(spec)
     gc.freeze()  # torch and the model live as long as the process: a full collection over them would stall a call
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer

@@ -24,7 +24,7 @@ import numpy as np
 import ray
 
 from parm.serving.backends.base import Backend, BackendEvents
-from parm.serving.instance import InstanceSpec, ModelInstance, take_process
+from parm.serving.instance import InstanceSpec, ModelInstance
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ class _InstanceActor:
     """One instance inside a Ray actor; ``run`` and ``ping`` share the default group, one call at a time."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        take_process(InstanceSpec.from_dict(spec))  # an actor has its process to itself
         self.instance = ModelInstance(InstanceSpec.from_dict(spec))
         self._never = threading.Event()
 
