@@ -22,7 +22,7 @@ from parm.bench.scenario import load_scenario
 from parm.bench.service_time import ServiceTime
 from parm.bench.simulator import simulate
 
-SLOWDOWNS, HITS = (3.0, 5.0, 10.0), (1.0, 0.3, 0.1)
+SLOWDOWNS, HITS = (3.0, 3.5, 5.0, 10.0), (1.0, 0.3, 0.1)
 
 
 def main() -> None:
