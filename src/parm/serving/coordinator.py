@@ -40,7 +40,7 @@ def parity_pool(index: int) -> str:
 
 
 class GroupCodec(Protocol):
-    """The code as the coordinator uses it, one group to encode, a batch of groups to decode."""
+    """The code as the coordinator uses it: batches of groups to encode and to decode."""
 
     def encode(self, inputs: np.ndarray) -> np.ndarray:
         """Parity queries (B, r, *input_shape) for a batch of groups' inputs (B, k, *input_shape)."""
