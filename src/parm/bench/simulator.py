@@ -43,8 +43,8 @@ class NullCodec:
     def __init__(self, k: int, r: int) -> None:
         self.k, self.r = k, r
 
-    def encode(self, inputs: Any) -> list[list[None]]:
-        return [[None] * self.r] * len(inputs)
+    def encode(self, groups: Any) -> list[list[None]]:
+        return [[None] * self.r] * len(groups)
 
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         return np.zeros((len(outputs), self.k, 0), dtype=np.float32)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,8 +21,11 @@ class TorchCodec:
         self.on_timing = on_timing or (lambda stage, seconds: None)
 
     @torch.inference_mode()
-    def encode(self, inputs: np.ndarray) -> np.ndarray:
+    def encode(self, groups: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+        """Parities (B, r, *input_shape) of B groups' inputs, short groups padded with zero inputs."""
         start = time.perf_counter()
+        zero = np.zeros_like(groups[0][0])
+        inputs = np.stack([np.stack([*group, *[zero] * (self.code.k - len(group))]) for group in groups])
         parities = self.code.encode(torch.from_numpy(inputs)).numpy()
         self.on_timing("encode", time.perf_counter() - start)
         return parities

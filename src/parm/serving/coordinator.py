@@ -42,8 +42,8 @@ def parity_pool(index: int) -> str:
 class GroupCodec(Protocol):
     """The code as the coordinator uses it: batches of groups to encode and to decode."""
 
-    def encode(self, inputs: np.ndarray) -> np.ndarray:
-        """Parity queries (B, r, *input_shape) for a batch of groups' inputs (B, k, *input_shape)."""
+    def encode(self, groups: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+        """The r parity queries of each group, from its members' inputs (a short group is padded with zeros)."""
 
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         """Original outputs (B, k, m) from outputs (B, k + r, m) and an availability mask (B, k + r)."""
@@ -289,11 +289,7 @@ class Coordinator:
         if not groups:
             return
         k, r = self.config.k, self.config.r
-        if groups[0][1].inputs[0] is None:  # a simulation: no tensors to encode
-            parities = [[None] * r] * len(groups)
-        else:
-            zero = np.zeros_like(groups[0][1].inputs[0])
-            parities = self.codec.encode(np.stack([np.stack(g.inputs + [zero] * (k - len(g.inputs))) for _, g in groups]))
+        parities = self.codec.encode([group.inputs for _, group in groups])
         for (gid, group), group_parities in zip(groups, parities, strict=True):
             members = len(group.members)
             group.outputs[members:k] = self.pad_output  # a zero input's output, F(0), is known in advance
