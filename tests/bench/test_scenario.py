@@ -27,7 +27,7 @@ def test_standard_scenario_parses() -> None:
         assert scenario.frontend_for(mode).distribution == "profile" and 0 < scenario.frontend_for(mode).mean() < 0.01
     assert scenario.service.distribution == "profile" and 0.001 < scenario.service.mean() < 0.005
     assert (scenario.shuffles.count, scenario.shuffles.slowdown, scenario.shuffles.hit_probability) == (4, 3.5, 0.1)
-    assert Path(scenario.model).is_absolute()
+    assert Path(scenario.model).is_absolute() and scenario.instance_processes == 1
     assert scenario.variants() == [("standard", scenario)]
 
 
@@ -59,6 +59,8 @@ def test_sweep_variants_are_labelled_by_value(tmp_path: Path) -> None:
     ("faults: [{kind: fail-stop, at: 1}]\n", "bad faults settings"),
     ("faults: [{kind: fail-stop, at_s: 1, rate_per_s: 2}]\n", "exactly one of at_s"),
     ("faults: [{kind: meteor, at_s: 1}]\n", "fault kind 'meteor'"),
+    ("instance_processes: 0\n", "instance_processes must be at least 1"),
+    ("instance_processes: 1\nshuffles: {count: 2, mode: real}\n", "leave instance_processes out"),
 ])
 def test_bad_files_raise_a_scenario_error_that_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ScenarioError) as caught:

@@ -81,6 +81,9 @@ def test_queries_beyond_the_pending_limit_are_refused_and_the_rest_answered(tmp_
         await asyncio.sleep(0)  # let the first request be admitted
         with pytest.raises(Overloaded, match="limit 4"):
             await service.infer(queries(1))
+        gauges = {name: service.registry.get_sample_value(name, labels) for name, labels in
+                  [("parm_pending_queries", {}), ("parm_queue_depth", {"pool": "base"})]}
+        assert gauges == {"parm_pending_queries": 4, "parm_queue_depth": 2}  # read when scraped
         return await first
 
     prediction = asyncio.run(scenario())

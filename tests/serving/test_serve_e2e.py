@@ -30,9 +30,10 @@ MODEL = "toy-logistic-regression"
 
 
 @contextlib.contextmanager
-def serving(source: Path, options: ServeOptions, **server) -> Iterator[tuple[str, LocalBackend, Frontend]]:
-    """A real server with local instance processes on an ephemeral loopback port."""
-    backend = LocalBackend()
+def serving(source: Path, options: ServeOptions, processes: int | None = None,
+            **server) -> Iterator[tuple[str, LocalBackend, Frontend]]:
+    """A real server with local instance processes (one per instance, or ``processes``) on an ephemeral loopback port."""
+    backend = LocalBackend(processes=processes)
     frontend = Frontend(build_deployment(source, options), backend, max_pending=server.pop("max_pending", 4096))
     with serve_in_background(frontend, **server) as address:
         yield address, backend, frontend
@@ -50,11 +51,13 @@ def expected(base: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return base(torch.from_numpy(x)).numpy()
 
 
-def test_tritonclient_with_default_settings_gets_originals_and_exact_reconstructions(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [None, 1], ids=["process-per-instance", "one-shared-process"])
+def test_tritonclient_with_default_settings_gets_originals_and_exact_reconstructions(tmp_path: Path,
+                                                                                   processes: int | None) -> None:
     run, base = affine_run(tmp_path, k=2, r=1)
     options = ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.001), delays={0: 3.0})  # base instance 0 straggles
     rng = np.random.default_rng(0)
-    with serving(run, options) as (address, _, frontend):
+    with serving(run, options, processes) as (address, _, frontend):  # a shared process holds 0's answer, not the others
         client = triton.InferenceServerClient(address)
         assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(MODEL)
         assert client.get_model_metadata(MODEL)["inputs"][0]["shape"] == [-1, *INPUT_SHAPE]
@@ -103,13 +106,22 @@ def test_malformed_requests_get_clear_4xx_and_the_server_keeps_serving(tmp_path:
         np.testing.assert_allclose(payload["outputs"][0]["data"], expected(base, x).ravel(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["parm", "none"])
-def test_killing_an_instance_mid_load_loses_no_query(tmp_path: Path, mode: str) -> None:
+def crash(backend: LocalBackend, frontend: Frontend, how: str) -> None:
+    """SIGKILL instance 0's process, or (``how="emulated"``) crash instance 0 alone inside its shared process."""
+    if how == "sigkill":
+        os.kill(backend.pid(0), signal.SIGKILL)
+    else:
+        frontend.loop.call_soon_threadsafe(backend.kill, 0)
+
+
+@pytest.mark.parametrize(("mode", "processes", "how"), [("parm", None, "sigkill"), ("none", None, "sigkill"),
+                                                        ("parm", 1, "sigkill"), ("parm", 1, "emulated")])
+def test_killing_an_instance_mid_load_loses_no_query(tmp_path: Path, mode: str, processes: int | None, how: str) -> None:
     run, base = affine_run(tmp_path)
     options = ServeOptions(mode=mode, instances=2, coding=CoordinatorConfig(group_wait=0.002), delays={0: 0.02})
     queries = np.random.default_rng(1).normal(size=(200, 1, *INPUT_SHAPE)).astype(np.float32)
     halfway, answered, lock = threading.Event(), [0], threading.Lock()
-    with serving(run, options) as (address, backend, frontend):
+    with serving(run, options, processes) as (address, backend, frontend):
         def send(x: np.ndarray) -> tuple[np.ndarray, str]:
             result = infer(triton.InferenceServerClient(address), x)
             with lock:
@@ -121,10 +133,11 @@ def test_killing_an_instance_mid_load_loses_no_query(tmp_path: Path, mode: str) 
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(send, x) for x in queries]
             assert halfway.wait(timeout=120)
-            os.kill(backend.pid(0), signal.SIGKILL)
+            crash(backend, frontend, how)
             results = [future.result(timeout=120) for future in futures]
-        failures = frontend.registry.get_sample_value("parm_instance_failures_total", {"pool": "base"})
-    assert failures == 1
+        failures = sum(frontend.registry.get_sample_value("parm_instance_failures_total", {"pool": pool}) or 0
+                       for pool in ("base", "parity-0"))
+    assert failures == (3 if (processes, how) == (1, "sigkill") else 1)  # a shared process takes all 3 instances down
     for x, (output, kind) in zip(queries, results, strict=True):
         assert kind in (ORIGINAL, RECONSTRUCTED)
         np.testing.assert_allclose(output, expected(base, x), rtol=1e-4, atol=1e-5)

@@ -65,7 +65,7 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
     options = ServeOptions(mode=mode, instances=scenario.base_instances, coding=scenario.coordinator_config(mode),
                            noop=noop, name=MODEL_NAME)
     deployment = emulated(build_deployment(source, options), scenario)
-    backend = LocalBackend()
+    backend = LocalBackend(processes=scenario.instance_processes)
     frontend = Frontend(deployment, backend, max_pending=1 << 20)
     started, ready = time.perf_counter(), threading.Event()
     with serve_in_background(frontend, on_ready=lambda _: ready.set()) as address, _load_process() as pool:

@@ -58,6 +58,7 @@ class Scenario:
     r: int = 1
     batch_size: int = 1
     group_wait_ms: float = 5.0
+    instance_processes: int | None = None
     deadline_ms: float | None = None
     hedge_after_ms: float | None = None
     modes: tuple[str, ...] = ("parm", "equal-resources")
@@ -81,6 +82,10 @@ class Scenario:
             raise ScenarioError(f"unknown modes {unknown}: use some of {', '.join(MODES)}")
         if self.rate <= 0 or self.queries < 1 or self.warmup < 0 or self.base_instances < 1 or self.repeats < 1:
             raise ScenarioError("need rate > 0, queries >= 1, warmup >= 0, base_instances >= 1 and repeats >= 1")
+        if self.instance_processes is not None and self.instance_processes < 1:
+            raise ScenarioError("instance_processes must be at least 1, or left out for one process per instance")
+        if self.instance_processes is not None and self.shuffles.mode == "real" and self.shuffles.count:
+            raise ScenarioError("real shuffles load each instance's own process: leave instance_processes out")
 
     def coordinator_config(self, mode: str) -> CoordinatorConfig:
         """The coordinator's switches for ``mode``, in seconds: the same for the real bench and the simulator."""

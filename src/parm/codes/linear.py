@@ -65,19 +65,43 @@ class LinearCode(Code):
                 f"{self.condition:.3g}): some erasure patterns could not be decoded; use distinct positive values"
             )
         self.coefficients = a
-        self._decoders: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._decoders: dict[bytes, torch.Tensor] = {}
+        self._cast_coefficients: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("rk,bk...->br...", self.coefficients.to(x), x)
+        return self._combine(self.coefficients, x)
 
     def parity_targets(self, outputs: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("rk,bkm->brm", self.coefficients.to(outputs), outputs)
+        return self._combine(self.coefficients, outputs)
 
-    def _decoder(self, pattern: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For one pattern: the lost originals and the matrix W with lost = W @ (available outputs).
+    def decode(self, outputs: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+        """One batched matrix product: each group's outputs times its pattern's (k, k + r) decoding matrix."""
+        mask = self.check_available(available, outputs.shape[0]).cpu()
+        patterns, which = torch.unique(mask, dim=0, return_inverse=True)
+        matrices = torch.stack([self.decoding_matrix(pattern) for pattern in patterns])  # distinct patterns only
+        known = torch.where(mask.to(outputs.device).view(*mask.shape, *[1] * (outputs.dim() - 2)), outputs, 0)
+        return self._combine(matrices[which], known)  # unavailable entries may hold anything: zeroed first
 
-        Available originals are exact, so only the lost ones are solved for, from the available
-        parities: A[P, L] F_L = Y_P - A[P, O] F_O (least squares when more parities than losses).
+    def _combine(self, matrices: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(B, rows, *shape): ``matrices`` (rows, cols) or (B, rows, cols) times ``x`` (B, cols, *shape)."""
+        flat = x.flatten(2)
+        return (self._cast(matrices, flat) @ flat).view(x.shape[0], matrices.shape[-2], *x.shape[2:])
+
+    def _cast(self, matrices: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``matrices`` in ``like``'s dtype and device; the coefficients' copy is kept (this runs per query)."""
+        if matrices is not self.coefficients:
+            return matrices.to(like)
+        key = (like.dtype, like.device)
+        if key not in self._cast_coefficients:
+            self._cast_coefficients[key] = self.coefficients.to(like)
+        return self._cast_coefficients[key]
+
+    def decoding_matrix(self, pattern: torch.Tensor) -> torch.Tensor:
+        """For one pattern: the (k, k + r) matrix D with originals = D @ (outputs, unavailable ones zeroed).
+
+        Available originals are exact (their rows of D pick them), so only the lost ones are solved for,
+        from the available parities: A[P, L] F_L = Y_P - A[P, O] F_O (least squares when more parities
+        than losses).
         """
         key = pattern.numpy().tobytes()
         if key not in self._decoders:
@@ -91,21 +115,13 @@ class LinearCode(Code):
                 )
             a_p = self.coefficients[parities]
             solve = torch.linalg.pinv(a_p[:, lost])  # (lost, parities)
-            weights = torch.cat([-solve @ a_p[:, kept], solve], dim=1)  # (lost, kept + parities)
-            self._decoders[key] = (torch.nonzero(lost).flatten(), weights)
+            matrix = torch.zeros(k, self.n, dtype=torch.float64)
+            matrix[kept, torch.nonzero(kept).flatten()] = 1.0
+            lost_rows = torch.nonzero(lost).flatten()
+            matrix[lost_rows.unsqueeze(1), torch.nonzero(kept).flatten()] = -solve @ a_p[:, kept]
+            matrix[lost_rows.unsqueeze(1), (k + torch.nonzero(parities).flatten())] = solve
+            self._decoders[key] = matrix
         return self._decoders[key]
-
-    def decode(self, outputs: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
-        mask = self.check_available(available, outputs.shape[0]).cpu()
-        result = outputs[:, : self.k].clone()
-        for pattern in torch.unique(mask, dim=0):
-            lost, weights = self._decoder(pattern)
-            if len(lost) == 0:
-                continue
-            rows = torch.nonzero((mask == pattern).all(dim=1)).flatten().to(outputs.device)
-            inputs = outputs[rows][:, pattern.to(outputs.device)]  # kept originals, then parities
-            result[rows.unsqueeze(1), lost.to(outputs.device)] = torch.einsum("la,bam->blm", weights.to(outputs), inputs)
-        return result
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.k, "r": self.r, "coefficients": self.coefficients.tolist()}

@@ -227,19 +227,31 @@ class Coordinator:
         actions: list[Dispatch | Answer] = []
         while self._timers and self._timers[0][0] <= now:
             _, _, kind, ref = heapq.heappop(self._timers)
-            state = self._queries.get(ref) if kind != "group" else None
-            if kind == "group" and ref == self._open:
+            if not self._live(kind, ref):
+                continue
+            if kind == "group":
                 self._close_group()
-            elif kind == "deadline" and state is not None and not state.answered:
+            elif kind == "deadline":
                 self._answer(ref, self.default_output, DEFAULT, now, actions)
-            elif kind == "hedge" and state is not None and not state.answered:
+            else:  # hedge
+                state = self._queries[ref]
                 self._push(_Task(ref, None, 0, BASE_POOL, state.tasks[0].payload), state)
         self._encode_closed()
         return self._pump(actions)
 
     def next_timer(self) -> float | None:
-        """When `tick` next has something to do (None: no timer pending)."""
+        """When `tick` next has something to do (None: no timer pending); timers made moot (a group that
+        filled up, a query answered) are dropped here, so that the frontend does not wake up for them."""
+        while self._timers and not self._live(*self._timers[0][2:]):
+            heapq.heappop(self._timers)
         return self._timers[0][0] if self._timers else None
+
+    def _live(self, kind: str, ref: int) -> bool:
+        """Whether a timer still has something to do: its group is still open, its query unanswered."""
+        if kind == "group":
+            return ref == self._open
+        state = self._queries.get(ref)
+        return state is not None and not state.answered
 
     # ---- what the frontend reports ---------------------------------------------------------------
 
@@ -384,7 +396,11 @@ class Coordinator:
                 instance, batch = idle.popleft(), next(self._batches)
                 self._busy[batch] = (instance, tasks)
                 payloads = [task.payload for task in tasks]
-                inputs = np.stack(payloads) if payloads[0] is not None else None
+                inputs = _rows(payloads) if payloads[0] is not None else None
                 actions.append(Dispatch(instance, batch, inputs))
         return actions
 
+
+def _rows(payloads: list[np.ndarray]) -> np.ndarray:
+    """One batch from its queries' inputs (one query: a view, not a copy)."""
+    return payloads[0][None] if len(payloads) == 1 else np.stack(payloads)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from parm.serving.backends.base import Backend
-from parm.serving.codec import TorchCodec
+from parm.serving.codec import codec_for
 from parm.serving.coordinator import BASE_POOL, Answer, Coordinator
 from parm.serving.deployment import Deployment
 from parm.serving.metrics import FrontendMetrics
@@ -51,9 +51,10 @@ class Frontend:
         self._loop = asyncio.get_running_loop()
         await self.backend.start(self.deployment.instances, self)
         pad_output = await self._probe(self.deployment.pools[BASE_POOL][0])
-        codec = TorchCodec(self.deployment.code, self.metrics.timing) if self.deployment.code is not None else None
+        codec = codec_for(self.deployment.code, self.metrics.timing) if self.deployment.code is not None else None
         self.coordinator = Coordinator(self.deployment.config, self.deployment.pools, codec=codec,
                                        pad_output=pad_output, default_output=self.deployment.default_output)
+        self.metrics.watch(self.coordinator.queue_depths, lambda: len(self._futures))
         self._ready = True
         log.info("frontend ready", extra={"mode": self.deployment.mode, "instances": len(self.deployment.instances)})
 
@@ -131,8 +132,6 @@ class Frontend:
             else:
                 self.metrics.dispatched(self.deployment.instances[action.instance].pool)
                 self.backend.submit(action.instance, action.batch, action.inputs)
-        self.metrics.queues(self.coordinator.queue_depths())
-        self.metrics.pending.set(len(self._futures))
         self._schedule_tick()
 
     def _schedule_tick(self) -> None:

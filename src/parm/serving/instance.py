@@ -1,7 +1,8 @@
 """One model instance's work: load a checkpoint and run batches, whatever process it lives in.
 
-The local backend runs this in a child process and the Ray backend in an actor; both call
-`ModelInstance.run`. Emulation knobs (a no-op model, an added delay, an emulated service-time law
+The local backend runs instances in worker processes (`parm.serving.worker`, which holds answers
+until `ModelInstance.compute` says they are due, so one process can host many instances) and the
+Ray backend in an actor (`ModelInstance.run`, which sleeps until then). Emulation knobs (a no-op model, an added delay, an emulated service-time law
 with background-shuffle slowdowns) let benchmarks and the demo make instances slow without a
 busier machine.
 """
@@ -47,10 +48,11 @@ class InstanceSpec:
 class ModelInstance:
     """A loaded model that turns input batches into output batches."""
 
-    def __init__(self, spec: InstanceSpec) -> None:
+    def __init__(self, spec: InstanceSpec, model: torch.nn.Module | None = None) -> None:
+        """``model``: the spec's checkpoint already loaded (instances of one process share it), else loaded here."""
         self.spec = spec
         torch.set_num_threads(max(1, spec.threads))
-        self.model = load_checkpoint(spec.checkpoint)[0] if spec.checkpoint else None
+        self.model = model if model is not None or not spec.checkpoint else load_checkpoint(spec.checkpoint)[0]
         if self.model is None and not spec.output_shape:
             raise ValueError(f"instance {spec.id}: a no-op instance (no checkpoint) needs an output_shape")
         self.clock = None
@@ -60,14 +62,20 @@ class ModelInstance:
             self.clock = EmulatedClock(Emulation.from_dict(spec.emulation), spec.id)
 
     @torch.inference_mode()
-    def run(self, inputs: np.ndarray) -> np.ndarray:
+    def compute(self, inputs: np.ndarray) -> tuple[np.ndarray, float]:
+        """The outputs and when (a `time.perf_counter` time) they may leave: an emulated or delayed instance
+        holds them until its service time (plus ``delay_s``) has passed since the call started."""
         start, started_wall = time.perf_counter(), time.time()
         if self.model is None:
             outputs = np.zeros((len(inputs), *self.spec.output_shape), dtype=np.float32)
         else:
             outputs = self.model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
         service = self.clock.service_time(len(inputs), started_wall) if self.clock is not None else 0.0
-        hold = max(service, time.perf_counter() - start) + self.spec.delay_s - (time.perf_counter() - start)
-        if hold > 0:
+        return outputs, start + max(service, time.perf_counter() - start) + self.spec.delay_s
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """`compute`, then wait until the outputs are due (for callers that serve one call at a time)."""
+        outputs, due = self.compute(inputs)
+        if (hold := due - time.perf_counter()) > 0:
             time.sleep(hold)  # an emulated slow instance: nobody synchronises on this sleep
         return outputs

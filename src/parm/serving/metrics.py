@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -49,9 +50,11 @@ class FrontendMetrics:
     def dispatched(self, pool: str) -> None:
         self._child(self.batches, pool).inc()
 
-    def queues(self, depths: dict[str, int]) -> None:
-        for pool, depth in depths.items():
-            self._child(self.queue_depth, pool).set(depth)
+    def watch(self, depths: Callable[[], dict[str, int]], pending: Callable[[], int]) -> None:
+        """Read the queue depths per pool and the pending count when scraped, not on every event."""
+        for pool in depths():
+            self.queue_depth.labels(pool).set_function(lambda pool=pool: depths()[pool])
+        self.pending.set_function(pending)
 
     def timing(self, stage: str, seconds: float) -> None:
         self.codec.labels(stage).observe(seconds)

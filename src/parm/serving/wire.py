@@ -43,10 +43,22 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[dict[str, Any], np.n
 
 
 def read_frame_sync(stream: BinaryIO) -> tuple[dict[str, Any], np.ndarray | None] | None:
-    """The next frame from a blocking stream, or None at end of stream."""
-    prefix = stream.read(_LENGTH.size)
-    if len(prefix) < _LENGTH.size:
+    """The next frame from a blocking stream (buffered or raw), or None at end of stream."""
+    prefix = _read_exactly(stream, _LENGTH.size)
+    header_bytes = _read_exactly(stream, _LENGTH.unpack(prefix)[0]) if prefix is not None else None
+    if header_bytes is None:
         return None
-    header_bytes = stream.read(_LENGTH.unpack(prefix)[0])
     nbytes = json.loads(header_bytes).get("nbytes", 0)
-    return _unpack(header_bytes, stream.read(nbytes) if nbytes else b"")
+    data = _read_exactly(stream, nbytes) if nbytes else b""
+    return None if data is None else _unpack(header_bytes, data)
+
+
+def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
+    """``n`` bytes (a raw stream may return fewer per read), or None if the stream ends first."""
+    data = bytearray()
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)

@@ -1,40 +1,97 @@
-"""The process behind one local instance: ``python -m parm.serving.worker SPEC_JSON``.
+"""The process behind local instances: ``python -m parm.serving.worker``, started by the local backend.
 
-It loads its model, says it is ready, then answers each batch frame read from stdin with an
-output frame on stdout, one batch at a time. It exits when stdin closes (its frontend is gone).
+Its first stdin frame lists the instances it hosts (one, or many emulated ones on a small machine).
+It loads their models (one copy per checkpoint), says each is ready, then computes every batch
+frame as it arrives and writes its output frame once `ModelInstance.compute` says it is due; while
+an answer is held it keeps reading, so a held instance never delays the others. A ``kill`` frame
+crashes one hosted instance (dropping what it held) and, if asked, restarts it. The process exits
+when stdin closes (its frontend is gone).
 """
 
 from __future__ import annotations
 
 import gc
-import json
+import heapq
+import itertools
+import select
 import sys
+import time
+from typing import Any, BinaryIO
 
+import numpy as np
+
+from parm.models import load_checkpoint
 from parm.serving.instance import InstanceSpec, ModelInstance
+from parm.serving.shuffle_endpoint import start_endpoint
 from parm.serving.wire import pack, read_frame_sync
 
 
-def serve(spec: InstanceSpec) -> None:
-    instance = ModelInstance(spec)
-    gc.freeze()  # torch and the model live as long as the process: a full collection over them would stall a call
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    ready = {"ready": spec.id}
-    if spec.shuffle_endpoint:
-        from parm.serving.shuffle_endpoint import start_endpoint
+class Host:
+    """The instances of one worker process and the answers they hold, earliest due first."""
 
-        ready["shuffle_port"] = start_endpoint()
-    stdout.write(pack(ready))
-    stdout.flush()
-    while (frame := read_frame_sync(stdin)) is not None:
-        header, inputs = frame
-        stdout.write(pack({"batch": header["batch"]}, instance.run(inputs)))
-        stdout.flush()
+    def __init__(self, specs: list[InstanceSpec], stdout: BinaryIO) -> None:
+        self.specs, self.stdout = {spec.id: spec for spec in specs}, stdout
+        models = {path: load_checkpoint(path)[0] for path in {spec.checkpoint for spec in specs if spec.checkpoint}}
+        self.instances = {spec.id: ModelInstance(spec, models.get(spec.checkpoint)) for spec in specs}
+        self.held: list[tuple[float, int, dict[str, Any], np.ndarray]] = []  # (due, order, header, outputs)
+        self.order = itertools.count()
+
+    def announce(self, spec: InstanceSpec) -> None:
+        ready: dict[str, Any] = {"ready": spec.id}
+        if spec.shuffle_endpoint:
+            ready["shuffle_port"] = start_endpoint()
+        self.stdout.write(pack(ready))
+        self.stdout.flush()
+
+    def handle(self, header: dict[str, Any], inputs: np.ndarray | None) -> None:
+        """A batch to compute, or a ``kill`` of one instance (restarted with a fresh model if asked)."""
+        if "kill" in header:
+            instance = header["kill"]
+            self.held = [entry for entry in self.held if entry[2]["instance"] != instance]
+            heapq.heapify(self.held)
+            del self.instances[instance]
+            if header.get("restart", True):
+                self.instances[instance] = ModelInstance(self.specs[instance])
+                self.announce(self.specs[instance])
+            return
+        outputs, due = self.instances[header["instance"]].compute(inputs)
+        heapq.heappush(self.held, (due, next(self.order), header, outputs))
+
+    def release_due(self) -> None:
+        now, sent = time.perf_counter(), False
+        while self.held and self.held[0][0] <= now:
+            _, _, header, outputs = heapq.heappop(self.held)
+            self.stdout.write(pack({"batch": header["batch"], "instance": header["instance"]}, outputs))
+            sent = True
+        if sent:
+            self.stdout.flush()
+
+    def wait(self) -> float | None:
+        """Seconds until the next held answer is due (None: nothing held)."""
+        return max(0.0, self.held[0][0] - time.perf_counter()) if self.held else None
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    first = read_frame_sync(stdin)
+    if first is None or "instances" not in first[0]:
+        sys.exit("parm.serving.worker: the first frame must list the instances to host")
+    host = Host([InstanceSpec.from_dict(spec) for spec in first[0]["instances"]], stdout)
+    gc.freeze()  # torch and the models live as long as the process: a full collection over them would stall a call
+    for spec in host.specs.values():
+        host.announce(spec)
+    while True:
+        if select.select([stdin], [], [], host.wait())[0]:  # select's timeout has microsecond resolution
+            frame = read_frame_sync(stdin)
+            if frame is None:
+                return
+            host.handle(*frame)
+        host.release_due()
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m parm.serving.worker SPEC_JSON (started by `parm serve`, not by hand)")
-    serve(InstanceSpec.from_dict(json.loads(sys.argv[1])))
+    if len(sys.argv) != 1 or sys.stdin.isatty():
+        sys.exit("usage: python -m parm.serving.worker (started by `parm serve` and `parm bench`, not by hand)")
+    serve(sys.stdin.buffer.raw, sys.stdout.buffer)  # unbuffered stdin: select must see every unread byte
 
 
 if __name__ == "__main__":
