@@ -31,6 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: one process per instance on this machine; ray: Ray actors (default: %(default)s)")
     parser.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
+    parser.add_argument("--instance-processes", type=int, metavar="N",
+                        help="--backend local: host the instances in N processes (default: one per instance); "
+                             "sharing saves memory and CPU on a small machine, at the cost of isolation")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     parser.add_argument("--max-pending", type=int, default=4096,
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format)
     deployment = build_deployment(args.source, serve_options(args))
-    frontend = Frontend(deployment, build_backend(args.backend, args.address), max_pending=args.max_pending)
+    frontend = Frontend(deployment, build_backend(args.backend, args.address, args.instance_processes), max_pending=args.max_pending)
 
     def announce(address: str) -> None:
         print(f"parm serve: {deployment.model.name} ready at http://{address} "

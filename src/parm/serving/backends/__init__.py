@@ -7,12 +7,15 @@ from parm.serving.backends.base import Backend, BackendEvents
 BACKENDS = ("local", "ray")
 
 
-def build_backend(name: str, address: str | None = None) -> Backend:
-    """A backend by name; Ray is imported only when asked for."""
+def build_backend(name: str, address: str | None = None, processes: int | None = None) -> Backend:
+    """A backend by name; Ray is imported only when asked for. ``processes``: how many processes host the
+    local backend's instances (None: one each)."""
     if name == "local":
         from parm.serving.backends.local import LocalBackend
 
-        return LocalBackend()
+        return LocalBackend(processes=processes)
+    if processes is not None:
+        raise ValueError("--instance-processes applies to --backend local only: Ray places its actors itself")
     if name == "ray":
         from parm.serving.backends.ray import RayBackend
 
