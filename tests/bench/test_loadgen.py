@@ -23,7 +23,8 @@ class Echo:
         return True
 
     async def infer(self, inputs: np.ndarray) -> Prediction:
-        return Prediction(inputs, tuple("reconstructed" if x[0] > 0 else "original" for x in inputs))
+        kinds = tuple("reconstructed" if x[0] > 0 else "original" for x in inputs)
+        return Prediction(inputs, kinds, tuple(0.001234 for _ in inputs))  # as if 1,234 us at the frontend
 
 
 REQUESTS = [infer_request("echo", "input", np.array([[sign, 0, 0]], np.float32)) for sign in (1.0, -1.0)]
@@ -35,6 +36,7 @@ def test_closed_loop_sends_every_query_once_and_reads_the_answer_kinds(serve_app
     assert len(samples) == 40 and {s.status for s in samples} == {200}
     assert sorted(s.answer for s in samples) == ["original"] * 20 + ["reconstructed"] * 20
     assert all(s.latency > 0 for s in samples)
+    assert {s.at_frontend for s in samples} == {0.001234}  # the response parameter, read back
 
 
 def test_open_loop_paces_poisson_arrivals_at_the_rate(serve_app) -> None:

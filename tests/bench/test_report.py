@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parm.bench.report import LatencyRun, comparison_lines, percentiles, summarize, write_report
+from parm.bench.report import AT_FRONTEND, LatencyRun, comparison_lines, percentiles, summarize, write_report
 
 
 def run(mode: str, latencies_ms: np.ndarray, label: str = "standard", answers: object = None) -> LatencyRun:
@@ -82,3 +82,20 @@ def test_repeated_runs_are_summarised_by_the_median_of_each_statistic() -> None:
     (row,) = summarize(runs)
     assert row["repeats"] == 3 and row["count"] == 30
     assert row["p50"] == pytest.approx(2.0) and row["mean"] == pytest.approx(2.0)
+
+
+def test_latency_measured_at_the_frontend_is_summarised_and_compared_beside_the_clients(tmp_path: Path) -> None:
+    def real(mode: str, client_ms: float, frontend_ms: float) -> LatencyRun:
+        result = run(mode, np.full(10, client_ms))
+        return LatencyRun(mode, result.label, result.latencies, result.answers,
+                          {AT_FRONTEND: percentiles(np.full(10, frontend_ms) / 1000)})
+
+    runs = [real("parm", 4.0, 3.0), real("equal-resources", 5.0, 2.0)]
+    rows = summarize(runs)
+    assert rows[0][AT_FRONTEND]["p50"] == pytest.approx(3.0)
+    assert rows[0]["vs"]["equal-resources"]["p50"] == pytest.approx(-0.2)
+    assert rows[0]["vs_at_frontend"]["equal-resources"]["p50"] == pytest.approx(0.5)
+    assert "standard: parm vs equal-resources (at the frontend): p99.9 +50.0%" in "\n".join(comparison_lines(rows))
+    write_report(runs, tmp_path, title="t")
+    assert "At the frontend" in (tmp_path / "results.md").read_text()
+    assert AT_FRONTEND not in summarize([run("parm", np.ones(3))])[0]  # simulated runs have no frontend figures

@@ -70,6 +70,7 @@ def test_a_held_instance_is_covered_and_the_answers_are_exact(tmp_path: Path) ->
     with torch.no_grad():
         np.testing.assert_allclose(prediction.outputs, base(torch.from_numpy(queries(2))).numpy(), atol=1e-5)
     assert prediction.answers == (RECONSTRUCTED, ORIGINAL)  # query 0 went to the held instance 0
+    assert len(prediction.latencies) == 2 and all(0 < seconds < 60 for seconds in prediction.latencies)
 
 
 def test_queries_beyond_the_pending_limit_are_refused_and_the_rest_answered(tmp_path: Path) -> None:

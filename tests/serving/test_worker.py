@@ -38,6 +38,15 @@ def test_a_killed_instance_loses_what_it_held_and_comes_back_only_if_restarted()
     host = Host([SLOW, FAST], out)
     host.handle({"batch": 7, "instance": 0}, np.zeros((1, 4), np.float32))
     host.handle({"kill": 0, "restart": True}, None)
+    host.release_due()
     assert host.wait() is None and frames(out) == [{"ready": 0}]
     host.handle({"kill": 1, "restart": False}, None)
     assert frames(out) == [] and set(host.instances) == {0}
+
+
+def test_a_restarted_instance_is_announced_after_its_restart_time() -> None:
+    out = io.BytesIO()
+    host = Host([SLOW, FAST], out)
+    host.handle({"kill": 1, "restart": True, "restart_after": 3600.0}, None)
+    host.release_due()
+    assert frames(out) == [] and 3500 < host.wait() <= 3600

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from parm.bench.loadgen import infer_request, open_loop
 from parm.bench.placeholder import placeholder_run
-from parm.bench.report import LatencyRun
+from parm.bench.report import AT_FRONTEND, LatencyRun, percentiles
 from parm.bench.scenario import Scenario
 from parm.bench.service_time import ServiceTime
 from parm.bench.shuffles import RealShuffles, ShuffleSchedule
@@ -78,13 +78,16 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
             samples = load.result()
     samples.sort()  # by send time: the warm-up is the first queries sent
     measured = samples[scenario.warmup:]
-    failed = sum(status != 200 for _, _, status, _ in measured)
+    failed = sum(status != 200 for _, _, status, _, _ in measured)
+    at_frontend = np.array([seconds for *_, seconds in measured])
+    at_frontend = at_frontend[~np.isnan(at_frontend)]  # failed requests report none
     return LatencyRun(
         mode=mode, label=label,
-        latencies=np.array([latency for _, latency, _, _ in measured]),
-        answers=np.array([answer for _, _, _, answer in measured]),
+        latencies=np.array([latency for _, latency, _, _, _ in measured]),
+        answers=np.array([answer for _, _, _, answer, _ in measured]),
         metadata={"system": "real", "instances": len(deployment.instances), "failed_requests": failed,
-                  "wall_s": time.perf_counter() - started, "shuffled_mb": getattr(shuffles, "moved_mb", 0.0)},
+                  "wall_s": time.perf_counter() - started, "shuffled_mb": getattr(shuffles, "moved_mb", 0.0),
+                  **({AT_FRONTEND: percentiles(at_frontend)} if at_frontend.size else {})},
     )
 
 
@@ -138,16 +141,18 @@ def _requests(scenario: Scenario, source: Path, noop: bool, count: int = 256) ->
 def _schedule_faults(frontend: Frontend, backend: LocalBackend, scenario: Scenario, instances: int) -> None:
     """Arm the scenario's faults (the simulator's failure times) on the server's loop, timed from the load's start.
 
-    A crash-restart instance comes back when its new process has loaded its model, not after ``restart_s``.
+    A crash-restart instance with a process of its own comes back when its new process has loaded its model;
+    one in a shared process (``instance_processes``) after the fault's ``restart_s``, as in the simulator.
     """
     loop = frontend.loop
     for at, instance, fault in fault_times(scenario.faults, instances, scenario.duration_s, scenario.seed):
         restart = fault.kind == "crash-restart"
-        loop.call_soon_threadsafe(lambda a=at, i=instance, r=restart: loop.call_later(a, _kill, backend, i, r))
+        loop.call_soon_threadsafe(lambda a=at, i=instance, r=restart, s=fault.restart_s:
+                                  loop.call_later(a, _kill, backend, i, r, s))
 
 
-def _kill(backend: LocalBackend, instance: int, restart: bool) -> None:
-    backend.kill(instance, restart=restart)
+def _kill(backend: LocalBackend, instance: int, restart: bool, restart_after: float) -> None:
+    backend.kill(instance, restart=restart, restart_after=restart_after)
 
 
 def _load_process() -> ProcessPoolExecutor:
@@ -156,13 +161,13 @@ def _load_process() -> ProcessPoolExecutor:
 
 
 def _generate_load(address: str, requests: list[bytes], rate: float, total: int,
-                   seed: int) -> list[tuple[float, float, int, str]]:
+                   seed: int) -> list[tuple[float, float, int, str, float]]:
     gc.disable()  # a collection pausing the load generator would be measured as the server's latency
     try:
         samples = asyncio.run(open_loop(address, requests, rate=rate, total=total, seed=seed))
     finally:
         gc.enable()
-    return [(s.sent, s.latency, s.status, s.answer) for s in samples]
+    return [(s.sent, s.latency, s.status, s.answer, s.at_frontend) for s in samples]
 
 
 

@@ -16,17 +16,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from parm.serving.service import LATENCY_PARAMETER
+
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One query: when it was sent (seconds since the run started), its latency, status and answer kind."""
+    """One query: when it was sent (seconds since the run started), its latency, status and answer kind, and
+    its latency at the frontend (receipt to answer; NaN when the server does not report it)."""
 
     sent: float
     latency: float
     status: int
     answer: str
+    at_frontend: float = float("nan")
 
 
 def infer_request(model: str, input_name: str, x: np.ndarray) -> bytes:
@@ -54,7 +58,7 @@ class Connection:
     async def open(cls, address: str) -> Connection:
         return cls(address, *await _connect(address))
 
-    async def send(self, request: bytes) -> tuple[int, str]:
+    async def send(self, request: bytes) -> tuple[int, str, float]:
         """Send and read the answer; a connection the server closed while idle is reopened once."""
         try:
             return await self._exchange(request)
@@ -63,7 +67,7 @@ class Connection:
             self.reader, self.writer = await _connect(self.address)
             return await self._exchange(request)
 
-    async def _exchange(self, request: bytes) -> tuple[int, str]:
+    async def _exchange(self, request: bytes) -> tuple[int, str, float]:
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
@@ -72,8 +76,10 @@ class Connection:
         body = await self.reader.readexactly(int(headers.get("content-length", 0)))
         json_length = int(headers.get(HEADER_LENGTH.lower(), len(body)))
         if status != 200:
-            return status, "error"
-        return status, json.loads(body[:json_length]).get("parameters", {}).get("answer", "")
+            return status, "error", float("nan")
+        parameters = json.loads(body[:json_length]).get("parameters", {})
+        at_frontend = parameters.get(LATENCY_PARAMETER, "").split(",")[0]  # one query per request here
+        return status, parameters.get("answer", ""), int(at_frontend) / 1e6 if at_frontend else float("nan")
 
     def close(self) -> None:
         self.writer.close()
@@ -87,8 +93,8 @@ async def closed_loop(address: str, requests: list[bytes], *, concurrency: int, 
     async def client(connection: Connection) -> None:
         for i in counter:
             sent = time.perf_counter()
-            status, answer = await connection.send(requests[i % len(requests)])
-            samples.append(Sample(sent - start, time.perf_counter() - sent, status, answer))
+            status, answer, at_frontend = await connection.send(requests[i % len(requests)])
+            samples.append(Sample(sent - start, time.perf_counter() - sent, status, answer, at_frontend))
 
     await asyncio.gather(*(client(c) for c in connections))
     for connection in connections:
@@ -111,8 +117,8 @@ async def open_loop(address: str, requests: list[bytes], *, rate: float, total: 
     async def one(i: int) -> None:
         connection = idle.pop() if idle else await Connection.open(address)
         sent = time.perf_counter()
-        status, answer = await connection.send(requests[i % len(requests)])
-        samples.append(Sample(sent - start, time.perf_counter() - sent, status, answer))
+        status, answer, at_frontend = await connection.send(requests[i % len(requests)])
+        samples.append(Sample(sent - start, time.perf_counter() - sent, status, answer, at_frontend))
         idle.append(connection)
 
     tasks, due = [], 0.0

@@ -22,6 +22,9 @@ from parm.serving.service import ANSWER_KINDS
 KINDS = (*ANSWER_KINDS, "error")
 KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
 STATS = ("p50", "p90", "p99", "p99.9", "mean")
+# A real run's metadata key for its latency stats measured at the frontend (receipt to answer: the paper's measure
+# point), beside the client's (send to answer), which includes the HTTP hop and the client.
+AT_FRONTEND = "at_frontend"
 _LEVELS = (50.0, 90.0, 99.0, 99.9)
 
 
@@ -74,29 +77,44 @@ def summarize(runs: Sequence[LatencyRun]) -> list[dict[str, Any]]:
 
     Repeated runs of one variant and mode (``--repeats``) are summarised as the paper does: each statistic is
     the median of the runs' values. ``vs`` maps each baseline mode of the same variant to parm's relative
-    change per stat (-0.4: 40% lower).
+    change per stat (-0.4: 40% lower). Real runs also get the same at the frontend (`AT_FRONTEND`, ``vs_at_frontend``).
     """
     rows = []
     for group in _groups(runs):
         stats = [percentiles(run.latencies) for run in group]
         pooled = _pooled(group)
-        rows.append({"variant": pooled.label, "mode": pooled.mode, "count": int(pooled.latencies.size),
-                     "repeats": len(group), **{stat: float(np.median([s[stat] for s in stats])) for stat in STATS},
-                     **pooled.shares()})
+        row = {"variant": pooled.label, "mode": pooled.mode, "count": int(pooled.latencies.size),
+               "repeats": len(group), **_medians(stats), **pooled.shares()}
+        if all(AT_FRONTEND in run.metadata for run in group):
+            row[AT_FRONTEND] = _medians([run.metadata[AT_FRONTEND] for run in group])
+        rows.append(row)
     for row in rows:
-        if row["mode"] == "parm":
-            row["vs"] = {other["mode"]: {stat: row[stat] / other[stat] - 1 for stat in STATS}
-                         for other in rows if other["variant"] == row["variant"] and other["mode"] != "parm"}
+        if row["mode"] != "parm":
+            continue
+        baselines = [other for other in rows if other["variant"] == row["variant"] and other["mode"] != "parm"]
+        row["vs"] = {other["mode"]: _changes(row, other) for other in baselines}
+        if AT_FRONTEND in row:
+            row["vs_at_frontend"] = {other["mode"]: _changes(row[AT_FRONTEND], other[AT_FRONTEND])
+                                     for other in baselines if AT_FRONTEND in other}
     return rows
+
+
+def _medians(stats: Sequence[dict[str, float]]) -> dict[str, float]:
+    return {stat: float(np.median([s[stat] for s in stats])) for stat in STATS}
+
+
+def _changes(stats: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:
+    return {stat: stats[stat] / baseline[stat] - 1 for stat in STATS}
 
 
 def comparison_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     """One line per parm row and baseline, tail first: ``rate=270: parm vs none: p99.9 -41.2%, p99 ..., p50 +3.1%``."""
     lines = []
     for row in rows:
-        for baseline, change in row.get("vs", {}).items():
-            changes = ", ".join(f"{stat} {change[stat]:+.1%}" for stat in ("p99.9", "p99", "p50", "mean"))
-            lines.append(f"{row['variant']}: parm vs {baseline}: {changes}")
+        for key, where in (("vs", ""), ("vs_at_frontend", " (at the frontend)")):
+            for baseline, change in row.get(key, {}).items():
+                changes = ", ".join(f"{stat} {change[stat]:+.1%}" for stat in ("p99.9", "p99", "p50", "mean"))
+                lines.append(f"{row['variant']}: parm vs {baseline}{where}: {changes}")
     return lines
 
 
@@ -109,6 +127,17 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
         cells = [row["variant"], row["mode"], str(row["count"]), *(f"{row[stat]:.2f}" for stat in STATS),
                  *(f"{100 * row[kind]:.2f}%" for kind in kinds)]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def frontend_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The latency stats measured at the frontend (receipt to answer), for the rows that have them; "" if none."""
+    rows = [row for row in rows if AT_FRONTEND in row]
+    if not rows:
+        return ""
+    lines = ["| variant | mode | " + " | ".join(f"{stat} (ms)" for stat in STATS) + " |", "|" + "---|" * (2 + len(STATS))]
+    lines += ["| " + " | ".join([row["variant"], row["mode"], *(f"{row[AT_FRONTEND][stat]:.2f}" for stat in STATS)]) + " |"
+              for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -127,8 +156,11 @@ def write_report(runs: Sequence[LatencyRun], out_dir: str | Path, *, title: str,
                                     "runs": [{"variant": r.label, "mode": r.mode, **percentiles(r.latencies), **r.metadata}
                                              for r in runs]},
                                    indent=2, default=_jsonable) + "\n")
-    paths[1].write_text(f"# {title}\n\n" + results_table(rows) + "".join(f"\n- {line}" for line in lines)
-                        + ("\n" if lines else ""))
+    at_frontend = frontend_table(rows)
+    paths[1].write_text(f"# {title}\n\n" + results_table(rows)
+                        + (f"\nAt the frontend (receipt to answer; the table above is client send to answer):\n\n{at_frontend}"
+                           if at_frontend else "")
+                        + "".join(f"\n- {line}" for line in lines) + ("\n" if lines else ""))
     first = runs[0].label
     swept = len({run.label for run in runs}) > 1
     plot_cdf([_pooled(group) for group in _groups(runs) if group[0].label == first], paths[2], title=title + (f", {first}" if swept else ""))

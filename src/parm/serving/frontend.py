@@ -94,7 +94,8 @@ class Frontend:
             self._apply(self.coordinator.submit(query, row, now, encode=False))
         self._apply(self.coordinator.encode(now))  # the originals are on their way: now the parities
         answers: Sequence[Answer] = await asyncio.gather(*futures)
-        return Prediction(np.stack([a.output for a in answers]), tuple(a.kind for a in answers))
+        return Prediction(np.stack([a.output for a in answers]), tuple(a.kind for a in answers),
+                          tuple(a.latency for a in answers))
 
     # ---- backend events (BackendEvents) ------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from parm.serving import protocol
 from parm.serving.protocol import ProtocolError
-from parm.serving.service import InferenceService, Overloaded, Prediction, Unavailable
+from parm.serving.service import LATENCY_PARAMETER, InferenceService, Overloaded, Prediction, Unavailable
 
 log = logging.getLogger("parm.serving.http")
 
@@ -117,8 +117,10 @@ class _Endpoints:
         prediction = await self.service.infer(query.inputs[self.model.inputs[0].name])
         _check_prediction(prediction, query.batch_size)
         outputs = {self.model.outputs[0].name: prediction.outputs}
-        content, headers = protocol.encode_infer_response(self.model, query, outputs,
-                                                          {"answer": ",".join(prediction.answers)})
+        parameters = {"answer": ",".join(prediction.answers)}
+        if prediction.latencies:
+            parameters[LATENCY_PARAMETER] = ",".join(f"{seconds * 1e6:.0f}" for seconds in prediction.latencies)
+        content, headers = protocol.encode_infer_response(self.model, query, outputs, parameters)
         return Response(content, headers=headers)
 
     async def metrics(self, request: Request) -> Response:

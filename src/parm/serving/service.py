@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry
 # How a query was answered (the response parameter ``answer``).
 ORIGINAL, RECONSTRUCTED, DEFAULT = "original", "reconstructed", "default"
 ANSWER_KINDS = (ORIGINAL, RECONSTRUCTED, DEFAULT)
+# Each query's latency at the frontend, from its receipt to its answer, in whole microseconds (response parameter).
+LATENCY_PARAMETER = "frontend_latency_us"
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,12 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Outputs (n, *output_shape) for n queries, and how each was answered."""
+    """Outputs (n, *output_shape) for n queries, how each was answered and, where the service measures it,
+    each one's latency in seconds from its receipt to its answer (the paper's measure point)."""
 
     outputs: np.ndarray
     answers: tuple[str, ...]
+    latencies: tuple[float, ...] = ()
 
 
 class Overloaded(Exception):

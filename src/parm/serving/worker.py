@@ -4,8 +4,8 @@ Its first stdin frame lists the instances it hosts (one, or many emulated ones o
 It loads their models (one copy per checkpoint), says each is ready, then computes every batch
 frame as it arrives and writes its output frame once `ModelInstance.compute` says it is due; while
 an answer is held it keeps reading, so a held instance never delays the others. A ``kill`` frame
-crashes one hosted instance (dropping what it held) and, if asked, restarts it. The process exits
-when stdin closes (its frontend is gone).
+crashes one hosted instance (dropping what it held) and, if asked, restarts it, announcing it ready
+``restart_after`` seconds later. The process exits when stdin closes (its frontend is gone).
 """
 
 from __future__ import annotations
@@ -27,41 +27,51 @@ from parm.serving.wire import pack, read_frame_sync
 
 
 class Host:
-    """The instances of one worker process and the answers they hold, earliest due first."""
+    """The instances of one worker process and the frames they hold, earliest due first."""
 
     def __init__(self, specs: list[InstanceSpec], stdout: BinaryIO) -> None:
         self.specs, self.stdout = {spec.id: spec for spec in specs}, stdout
         models = {path: load_checkpoint(path)[0] for path in {spec.checkpoint for spec in specs if spec.checkpoint}}
         self.instances = {spec.id: ModelInstance(spec, models.get(spec.checkpoint)) for spec in specs}
-        self.held: list[tuple[float, int, dict[str, Any], np.ndarray]] = []  # (due, order, header, outputs)
+        # Frames waiting for their time, earliest first: (due, order, instance, header, outputs or None).
+        self.held: list[tuple[float, int, int, dict[str, Any], np.ndarray | None]] = []
         self.order = itertools.count()
 
     def announce(self, spec: InstanceSpec) -> None:
+        self.stdout.write(pack(self._ready(spec)))
+        self.stdout.flush()
+
+    @staticmethod
+    def _ready(spec: InstanceSpec) -> dict[str, Any]:
         ready: dict[str, Any] = {"ready": spec.id}
         if spec.shuffle_endpoint:
             ready["shuffle_port"] = start_endpoint()
-        self.stdout.write(pack(ready))
-        self.stdout.flush()
+        return ready
 
     def handle(self, header: dict[str, Any], inputs: np.ndarray | None) -> None:
-        """A batch to compute, or a ``kill`` of one instance (restarted with a fresh model if asked)."""
+        """A batch to compute, or a ``kill`` of one instance (restarted with a fresh model if asked, and announced
+        ready ``restart_after`` seconds later, as a real restart would take)."""
         if "kill" in header:
             instance = header["kill"]
-            self.held = [entry for entry in self.held if entry[2]["instance"] != instance]
+            self.held = [entry for entry in self.held if entry[2] != instance]
             heapq.heapify(self.held)
             del self.instances[instance]
             if header.get("restart", True):
                 self.instances[instance] = ModelInstance(self.specs[instance])
-                self.announce(self.specs[instance])
+                due = time.perf_counter() + header.get("restart_after", 0.0)
+                heapq.heappush(self.held, (due, next(self.order), instance, self._ready(self.specs[instance]), None))
             return
-        outputs, due = self.instances[header["instance"]].compute(inputs)
-        heapq.heappush(self.held, (due, next(self.order), header, outputs))
+        instance = header["instance"]
+        outputs, due = self.instances[instance].compute(inputs)
+        heapq.heappush(self.held, (due, next(self.order), instance, {"batch": header["batch"], "instance": instance},
+                                   outputs))
 
     def release_due(self) -> None:
+        """Write every frame whose time has come: answers, and ready frames of restarted instances."""
         now, sent = time.perf_counter(), False
         while self.held and self.held[0][0] <= now:
-            _, _, header, outputs = heapq.heappop(self.held)
-            self.stdout.write(pack({"batch": header["batch"], "instance": header["instance"]}, outputs))
+            _, _, _, header, outputs = heapq.heappop(self.held)
+            self.stdout.write(pack(header, outputs))
             sent = True
         if sent:
             self.stdout.flush()

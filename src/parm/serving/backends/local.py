@@ -76,9 +76,10 @@ class LocalBackend(Backend):
         """The loopback port of an instance's shuffle endpoint (``InstanceSpec.shuffle_endpoint``), if any."""
         return self._hosts[instance].shuffle_ports.get(instance)
 
-    def kill(self, instance: int, *, restart: bool = True) -> None:
+    def kill(self, instance: int, *, restart: bool = True, restart_after: float = 0.0) -> None:
         """Crash an instance (fault injection): SIGKILL its process, or, in a shared process, the instance
-        alone; with ``restart=False`` it stays down (fail-stop)."""
+        alone; with ``restart=False`` it stays down (fail-stop). A restarted process is back once its model
+        is loaded; an instance of a shared process is announced ready ``restart_after`` seconds later."""
         if not restart:
             self._stay_down.add(instance)
         host = self._hosts[instance]
@@ -87,7 +88,7 @@ class LocalBackend(Backend):
                 host.process.kill()
             return
         lost, host.held[instance] = host.held[instance], []
-        self._send(host, pack({"kill": instance, "restart": restart}))
+        self._send(host, pack({"kill": instance, "restart": restart, "restart_after": restart_after}))
         asyncio.get_running_loop().call_soon(self._events.on_failure, instance, lost,
                                              "killed (an emulated crash inside a shared process)")
 
