@@ -78,15 +78,12 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
             samples = load.result()
     samples.sort()  # by send time: the warm-up is the first queries sent
     measured = samples[scenario.warmup:]
-    failed = sum(status != 200 for _, _, status, _, _ in measured)
-    at_frontend = np.array([seconds for *_, seconds in measured])
+    _, latencies, statuses, answers, at_frontend = (np.array(column) for column in zip(*measured, strict=True))
     at_frontend = at_frontend[~np.isnan(at_frontend)]  # failed requests report none
     return LatencyRun(
-        mode=mode, label=label,
-        latencies=np.array([latency for _, latency, _, _, _ in measured]),
-        answers=np.array([answer for _, _, _, answer, _ in measured]),
-        metadata={"system": "real", "instances": len(deployment.instances), "failed_requests": failed,
-                  "wall_s": time.perf_counter() - started, "shuffled_mb": getattr(shuffles, "moved_mb", 0.0),
+        mode=mode, label=label, latencies=latencies, answers=answers,
+        metadata={"system": "real", "instances": len(deployment.instances),
+                  "failed_requests": int((statuses != 200).sum()), "wall_s": time.perf_counter() - started, "shuffled_mb": getattr(shuffles, "moved_mb", 0.0),
                   **({AT_FRONTEND: percentiles(at_frontend)} if at_frontend.size else {})},
     )
 

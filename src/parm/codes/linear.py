@@ -66,7 +66,6 @@ class LinearCode(Code):
             )
         self.coefficients = a
         self._decoders: dict[bytes, torch.Tensor] = {}
-        self._cast_coefficients: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self._combine(self.coefficients, x)
@@ -85,16 +84,7 @@ class LinearCode(Code):
     def _combine(self, matrices: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """(B, rows, *shape): ``matrices`` (rows, cols) or (B, rows, cols) times ``x`` (B, cols, *shape)."""
         flat = x.flatten(2)
-        return (self._cast(matrices, flat) @ flat).view(x.shape[0], matrices.shape[-2], *x.shape[2:])
-
-    def _cast(self, matrices: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """``matrices`` in ``like``'s dtype and device; the coefficients' copy is kept (this runs per query)."""
-        if matrices is not self.coefficients:
-            return matrices.to(like)
-        key = (like.dtype, like.device)
-        if key not in self._cast_coefficients:
-            self._cast_coefficients[key] = self.coefficients.to(like)
-        return self._cast_coefficients[key]
+        return (matrices.to(flat) @ flat).view(x.shape[0], matrices.shape[-2], *x.shape[2:])
 
     def decoding_matrix(self, pattern: torch.Tensor) -> torch.Tensor:
         """For one pattern: the (k, k + r) matrix D with originals = D @ (outputs, unavailable ones zeroed).

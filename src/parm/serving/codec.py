@@ -87,7 +87,7 @@ class LinearCodec(Codec):
         keys, first, which = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(),
                                        return_index=True, return_inverse=True)
         matrices = np.stack([self._matrix(key.tobytes(), available[row]) for key, row in zip(keys, first)])  # distinct only
-        known = np.where(available.reshape(*available.shape, *[1] * (outputs.ndim - 2)), outputs, 0).astype(np.float32)
+        known = np.where(available.reshape(*available.shape, *[1] * (outputs.ndim - 2)), outputs, 0).astype(np.float32, copy=False)
         flat = known.reshape(*known.shape[:2], -1)
         return (matrices[which.reshape(-1)] @ flat).reshape(len(outputs), self.code.k, *outputs.shape[2:])
 

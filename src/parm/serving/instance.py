@@ -2,9 +2,9 @@
 
 The local backend runs instances in worker processes (`parm.serving.worker`, which holds answers
 until `ModelInstance.compute` says they are due, so one process can host many instances) and the
-Ray backend in an actor (`ModelInstance.run`, which sleeps until then). Emulation knobs (a no-op model, an added delay, an emulated service-time law
-with background-shuffle slowdowns) let benchmarks and the demo make instances slow without a
-busier machine.
+Ray backend in an actor (`ModelInstance.run`, which sleeps until then). Emulation knobs (a no-op
+model, an added delay, an emulated service-time law with background-shuffle slowdowns) let
+benchmarks and the demo make instances slow without a busier machine.
 """
 
 from __future__ import annotations
