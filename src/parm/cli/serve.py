@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format)
     deployment = build_deployment(args.source, serve_options(args))
-    frontend = Frontend(deployment, build_backend(args.backend, args.address, args.instance_processes), max_pending=args.max_pending)
+    backend = build_backend(args.backend, args.address, args.instance_processes)
+    frontend = Frontend(deployment, backend, max_pending=args.max_pending)
 
     def announce(address: str) -> None:
         print(f"parm serve: {deployment.model.name} ready at http://{address} "

@@ -37,16 +37,13 @@ class Host:
         self.held: list[tuple[float, int, int, dict[str, Any], np.ndarray | None]] = []
         self.order = itertools.count()
 
-    def announce(self, spec: InstanceSpec) -> None:
-        self.stdout.write(pack(self._ready(spec)))
-        self.stdout.flush()
-
-    @staticmethod
-    def _ready(spec: InstanceSpec) -> dict[str, Any]:
-        ready: dict[str, Any] = {"ready": spec.id}
+    def announce(self, instance: int, after: float = 0.0) -> None:
+        """Queue ``instance``'s ready frame (with its shuffle endpoint's port, if it runs one) ``after`` seconds on."""
+        spec = self.specs[instance]
+        ready: dict[str, Any] = {"ready": instance}
         if spec.shuffle_endpoint:
             ready["shuffle_port"] = start_endpoint()
-        return ready
+        heapq.heappush(self.held, (time.perf_counter() + after, next(self.order), instance, ready, None))
 
     def handle(self, header: dict[str, Any], inputs: np.ndarray | None) -> None:
         """A batch to compute, or a ``kill`` of one instance (restarted with a fresh model if asked, and announced
@@ -58,8 +55,7 @@ class Host:
             del self.instances[instance]
             if header.get("restart", True):
                 self.instances[instance] = ModelInstance(self.specs[instance])
-                due = time.perf_counter() + header.get("restart_after", 0.0)
-                heapq.heappush(self.held, (due, next(self.order), instance, self._ready(self.specs[instance]), None))
+                self.announce(instance, header.get("restart_after", 0.0))
             return
         instance = header["instance"]
         outputs, due = self.instances[instance].compute(inputs)
@@ -87,8 +83,9 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
         sys.exit("parm.serving.worker: the first frame must list the instances to host")
     host = Host([InstanceSpec.from_dict(spec) for spec in first[0]["instances"]], stdout)
     gc.freeze()  # torch and the models live as long as the process: a full collection over them would stall a call
-    for spec in host.specs.values():
-        host.announce(spec)
+    for instance in host.specs:
+        host.announce(instance)
+    host.release_due()
     while True:
         if select.select([stdin], [], [], host.wait())[0]:  # select's timeout has microsecond resolution
             frame = read_frame_sync(stdin)
