@@ -17,7 +17,8 @@ import torch
 
 from parm.data import load_dataset
 from parm.models import build_model
-from parm.training import BaseTrainConfig, seed_everything, train_base
+from parm.runtime import seed_everything
+from parm.training import BaseTrainConfig, train_base
 
 RUNS = [("fashion-mnist", "base-mlp"), ("mnist", "lenet5")]
 

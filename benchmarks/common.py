@@ -6,7 +6,8 @@ from pathlib import Path
 
 from parm.data import Dataset
 from parm.models import build_model
-from parm.training import BaseTrainConfig, seed_everything, train_base
+from parm.runtime import seed_everything
+from parm.training import BaseTrainConfig, train_base
 
 
 def ensure_base(dataset: Dataset, model_name: str) -> Path:

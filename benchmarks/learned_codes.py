@@ -19,7 +19,7 @@ from common import ensure_base, markdown_table
 from parm.codes import LearnedCode
 from parm.codes.learned import ENCODERS
 from parm.data import load_dataset
-from parm.training import seed_everything
+from parm.runtime import seed_everything
 from parm.training.coder import LOSSES, CoderTrainConfig, train_coder
 
 

@@ -19,7 +19,7 @@ from common import ensure_base
 
 from parm.codes import build_code
 from parm.data import load_dataset
-from parm.training import seed_everything
+from parm.runtime import seed_everything
 from parm.training.parity import INITS, ParityTrainConfig, train_parity
 
 CONFIGS = {  # name: (code, k, r)

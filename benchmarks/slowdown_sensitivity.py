@@ -19,8 +19,8 @@ from common import markdown_table
 
 from parm.bench.report import percentiles
 from parm.bench.scenario import load_scenario
-from parm.bench.service_time import ServiceTime
 from parm.bench.simulator import simulate
+from parm.workload.service_time import ServiceTime
 
 SLOWDOWNS, HITS = (3.0, 3.5, 5.0, 10.0), (1.0, 0.3, 0.1)
 

@@ -8,8 +8,9 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from parm.bench.loadgen import closed_loop, infer_request, open_loop
-from parm.serving.http import build_app
-from parm.serving.service import ModelInfo, Prediction, TensorSpec
+from parm.serving.http.app import build_app
+from parm.serving.http.model import ModelInfo, Prediction, TensorSpec
+from parm.workload.arrivals import arrival_times
 
 MODEL = ModelInfo("echo", (TensorSpec("input", "FP32", (-1, 3)),), (TensorSpec("output", "FP32", (-1, 3)),))
 
@@ -41,7 +42,7 @@ def test_closed_loop_sends_every_query_once_and_reads_the_answer_kinds(serve_app
 
 def test_open_loop_paces_poisson_arrivals_at_the_rate(serve_app) -> None:
     with serve_app(build_app(Echo())) as address:
-        samples = asyncio.run(open_loop(address, REQUESTS, rate=2000.0, total=200, seed=3))
+        samples = asyncio.run(open_loop(address, REQUESTS, arrival_times(2000.0, 200, seed=3)))
     sent = np.sort([s.sent for s in samples])
     assert len(samples) == 200 and {s.status for s in samples} == {200}
     gaps = np.random.default_rng(3).exponential(1 / 2000.0, size=200)

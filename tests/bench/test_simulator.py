@@ -13,11 +13,11 @@ import pytest
 
 from parm.bench.report import KIND_CODES
 from parm.bench.scenario import Fault, Scenario
-from parm.bench.service_time import ServiceTime
-from parm.bench.shuffles import ShuffleConfig
 from parm.bench.simulator import arrival_times, draw_shuffles, simulate
 from parm.cli import simulate as simulate_command
-from parm.serving.service import DEFAULT, ORIGINAL, RECONSTRUCTED
+from parm.serving.core.coordinator import DEFAULT, ORIGINAL, RECONSTRUCTED
+from parm.workload.service_time import ServiceTime
+from parm.workload.shuffles import ShuffleConfig
 
 CONSTANT = ServiceTime("constant", mean_s=0.002)
 PROFILE = ServiceTime("profile", {1: ((0.0, 0.5, 1.0), (0.0015, 0.002, 0.0035)),

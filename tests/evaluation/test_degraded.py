@@ -50,6 +50,7 @@ def test_groups_are_disjoint_and_seeded():
     groups = group_indices(103, 4, seed=1)
     assert groups.shape == (25, 4) and len(torch.unique(groups)) == 100
     assert torch.equal(groups, group_indices(103, 4, seed=1))
+    assert torch.equal(groups, group_indices(103, 4, torch.Generator().manual_seed(1)))  # training's draw, same stream
 
 
 def test_report_files(tmp_path):

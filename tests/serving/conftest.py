@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from parm.serving.service import ORIGINAL, RECONSTRUCTED, ModelInfo, Prediction, TensorSpec
+from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED
+from parm.serving.http.model import ModelInfo, Prediction, TensorSpec
 
 TOY_MODEL = ModelInfo(
     name="toy",

@@ -6,15 +6,13 @@ model F_P_j(P) = WP + (sum_i C_ji) b returns exactly sum_i C_ji F(X_i).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from parm.codes import build_code
 from parm.models import ModelCard, build_model, save_checkpoint
-from parm.training.coded import CODE_NAME
-from parm.training.parity import parity_path
+from parm.runs import BaseRun, ParityRun
 
 INPUT_SHAPE, CLASSES = (1, 4, 4), 3
 
@@ -26,13 +24,12 @@ def affine_run(root: Path, k: int = 2, r: int = 1) -> tuple[Path, torch.nn.Modul
     base = build_model("logistic-regression", INPUT_SHAPE, CLASSES).eval()
     base_path = save_checkpoint(base, card, root / "base")
     code = build_code("linear", k, r)
-    run = root / "run"
+    run = ParityRun.create(root / "run", code, BaseRun(base_path), dataset="toy")
     for j, row in enumerate(code.coefficients):
         parity = build_model("logistic-regression", INPUT_SHAPE, CLASSES)
         parity.load_state_dict(base.state_dict())
         bias = next(p for name, p in parity.named_parameters() if name.endswith("bias"))
         with torch.no_grad():
             bias.mul_(float(row.sum()))
-        save_checkpoint(parity, card, parity_path(run, j))
-    (run / CODE_NAME).write_text(json.dumps({"code": code.spec(), "base": str(base_path), "dataset": "toy"}))
-    return run, base
+        run.save_parity_model(j, parity, card)
+    return run.path, base

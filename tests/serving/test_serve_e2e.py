@@ -17,11 +17,10 @@ import pytest
 import torch
 import tritonclient.http as triton
 
+from parm.bench.harness import serve_locally
 from parm.serving import Frontend, ServeOptions, build_deployment
 from parm.serving.backends.local import LocalBackend
-from parm.serving.coordinator import CoordinatorConfig
-from parm.serving.server import serve_in_background
-from parm.serving.service import ORIGINAL, RECONSTRUCTED
+from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED, CoordinatorConfig
 
 from .exact_runs import INPUT_SHAPE, affine_run
 
@@ -33,10 +32,8 @@ MODEL = "toy-logistic-regression"
 def serving(source: Path, options: ServeOptions, processes: int | None = None,
             **server) -> Iterator[tuple[str, LocalBackend, Frontend]]:
     """A real server with local instance processes (one per instance, or ``processes``) on an ephemeral loopback port."""
-    backend = LocalBackend(processes=processes)
-    frontend = Frontend(build_deployment(source, options), backend, max_pending=server.pop("max_pending", 4096))
-    with serve_in_background(frontend, **server) as address:
-        yield address, backend, frontend
+    with serve_locally(build_deployment(source, options), processes=processes, **server) as served:
+        yield served.address, served.backend, served.frontend
 
 
 def infer(client: triton.InferenceServerClient, x: np.ndarray) -> tuple[np.ndarray, str]:

@@ -7,8 +7,7 @@ import torch
 
 from parm.models import build_model
 from parm.models.checkpoint import load_checkpoint
-from parm.training import BaseTrainConfig, CheckpointExistsError, TrainConfig, train_base
-from parm.training import base, loop
+from parm.training import BaseTrainConfig, CheckpointExistsError, TrainConfig, loop, train_base
 from parm.training.augment import random_crop_flip
 
 
@@ -40,7 +39,7 @@ def test_same_seed_same_result(tiny_dataset, tmp_path):
 
 def test_resume_continues_exactly_where_it_stopped(tiny_dataset, tmp_path, monkeypatch):
     straight = _train(tiny_dataset, tmp_path / "straight", epochs=4)
-    real_epoch, calls = base.BaseTask.train_epoch, []
+    real_epoch, calls = loop.train_epoch, []
 
     def interrupted_epoch(*args):
         calls.append(1)
@@ -48,10 +47,10 @@ def test_resume_continues_exactly_where_it_stopped(tiny_dataset, tmp_path, monke
             raise KeyboardInterrupt  # the user stops the run during its third epoch
         return real_epoch(*args)
 
-    monkeypatch.setattr(base.BaseTask, "train_epoch", interrupted_epoch)
+    monkeypatch.setattr(loop, "train_epoch", interrupted_epoch)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_dataset, tmp_path / "split", epochs=4)
-    monkeypatch.setattr(base.BaseTask, "train_epoch", real_epoch)
+    monkeypatch.setattr(loop, "train_epoch", real_epoch)
     resumed = _train(tiny_dataset, tmp_path / "split", epochs=4, resume=True)
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
     again = _train(tiny_dataset, tmp_path / "split", epochs=4, resume=True)  # nothing left to do

@@ -7,7 +7,7 @@ import torch
 from conftest import fit_affine_base
 
 from parm.codes import LinearCode, SumCode
-from parm.training.coded import epoch_groups
+from parm.evaluation import group_indices
 from parm.training.parity import ParityTrainConfig, build_parity_models, train_parity
 
 
@@ -64,7 +64,7 @@ def test_initialisations(tiny_dataset, base_checkpoint):
 @pytest.mark.parametrize("n,k", [(10, 2), (11, 3), (100, 4)])
 def test_groups_use_each_sample_at_most_once_per_epoch(n, k):
     generator = torch.Generator().manual_seed(0)
-    first, second = epoch_groups(n, k, generator), epoch_groups(n, k, generator)
+    first, second = group_indices(n, k, generator), group_indices(n, k, generator)
     for groups in (first, second):
         assert groups.shape == (n // k, k)
         assert len(torch.unique(groups)) == groups.numel()  # no sample twice in an epoch

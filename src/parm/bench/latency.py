@@ -13,7 +13,6 @@ import contextlib
 import gc
 import multiprocessing
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -22,22 +21,22 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from parm.bench.harness import Served, serve_locally
 from parm.bench.loadgen import infer_request, open_loop
 from parm.bench.placeholder import placeholder_run
 from parm.bench.report import AT_FRONTEND, LatencyRun, percentiles
 from parm.bench.scenario import Scenario
-from parm.bench.service_time import ServiceTime
-from parm.bench.shuffles import RealShuffles, ShuffleSchedule
-from parm.bench.simulator import fault_times
-from parm.serving.backends.local import LocalBackend
-from parm.serving.deployment import INPUT_NAME, Deployment, ServeOptions, build_deployment
-from parm.serving.emulation import Emulation
-from parm.serving.frontend import Frontend
-from parm.serving.server import serve_in_background
+from parm.runs import open_run
+from parm.serving.runtime.deployment import INPUT_NAME, Deployment, ServeOptions, build_deployment
+from parm.workload.arrivals import arrival_times
+from parm.workload.emulation import Emulation
+from parm.workload.faults import fault_times
+from parm.workload.service_time import ServiceTime
+from parm.workload.shuffle_traffic import RealShuffles
+from parm.workload.shuffles import ShuffleSchedule
 
 MODEL_NAME = "bench"
 SCHEDULE_SLACK_S = 900.0  # shuffles are drawn this far beyond the arrivals, to cover start-up and stragglers
-STARTUP_TIMEOUT_S = 600.0
 
 
 def bench_latency(scenario: Scenario, *, progress: bool = True) -> list[LatencyRun]:
@@ -65,16 +64,13 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
     options = ServeOptions(mode=mode, instances=scenario.base_instances, coding=scenario.coordinator_config(mode),
                            noop=noop, name=MODEL_NAME)
     deployment = emulated(build_deployment(source, options), scenario)
-    backend = LocalBackend(processes=scenario.instance_processes)
-    frontend = Frontend(deployment, backend, max_pending=1 << 20)
-    started, ready = time.perf_counter(), threading.Event()
-    with serve_in_background(frontend, on_ready=lambda _: ready.set()) as address, _load_process() as pool:
-        if not ready.wait(timeout=STARTUP_TIMEOUT_S):
-            raise RuntimeError(f"{len(deployment.instances)} instances did not start within {STARTUP_TIMEOUT_S:.0f} s")
+    started = time.perf_counter()
+    with serve_locally(deployment, processes=scenario.instance_processes, max_pending=1 << 20) as served, \
+            _load_process() as pool:
         total = scenario.warmup + scenario.queries
-        with _background_load(scenario, backend, len(deployment.instances)) as shuffles:
-            load = pool.submit(_generate_load, address, requests, scenario.rate, total, scenario.seed)
-            _schedule_faults(frontend, backend, scenario, len(deployment.instances))
+        with _background_load(scenario, served) as shuffles:
+            load = pool.submit(_generate_load, served.address, requests, scenario.rate, total, scenario.seed)
+            _schedule_faults(served, scenario, len(deployment.instances))
             samples = load.result()
     samples.sort()  # by send time: the warm-up is the first queries sent
     measured = samples[scenario.warmup:]
@@ -83,7 +79,8 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
     return LatencyRun(
         mode=mode, label=label, latencies=latencies, answers=answers,
         metadata={"system": "real", "instances": len(deployment.instances),
-                  "failed_requests": int((statuses != 200).sum()), "wall_s": time.perf_counter() - started, "shuffled_mb": getattr(shuffles, "moved_mb", 0.0),
+                  "failed_requests": int((statuses != 200).sum()), "wall_s": time.perf_counter() - started,
+                  "shuffled_mb": getattr(shuffles, "moved_mb", 0.0),
                   **({AT_FRONTEND: percentiles(at_frontend)} if at_frontend.size else {})},
     )
 
@@ -97,17 +94,18 @@ def emulated(deployment: Deployment, scenario: Scenario) -> Deployment:
         scenario.shuffles, instances, scenario.duration_s + SCHEDULE_SLACK_S, seed=scenario.seed)
     specs = tuple(
         replace(spec, shuffle_endpoint=real,
-                emulation=Emulation.for_instance(scenario.service, schedule, spec.id, epoch, scenario.seed).to_dict())
+                emulation=Emulation.for_instance(scenario.service, schedule, spec.id, epoch, scenario.seed))
         for spec in deployment.instances
     )
     return replace(deployment, instances=specs)
 
 
-def _background_load(scenario: Scenario, backend: LocalBackend, instances: int) -> contextlib.AbstractContextManager:
+def _background_load(scenario: Scenario, served: Served) -> contextlib.AbstractContextManager:
     """Real shuffles between the instance processes while the load runs (emulated ones need nothing here)."""
     if scenario.shuffles.mode != "real":
         return contextlib.nullcontext()
-    return RealShuffles(scenario.shuffles, list(range(instances)), backend.shuffle_port, seed=scenario.seed)
+    instances = list(range(len(served.frontend.deployment.instances)))
+    return RealShuffles(scenario.shuffles, instances, served.backend.shuffle_port, seed=scenario.seed)
 
 
 def _source(scenario: Scenario, tmp: Path) -> tuple[Path, bool]:
@@ -127,29 +125,19 @@ def _requests(scenario: Scenario, source: Path, noop: bool, count: int = 256) ->
     if noop:
         inputs = np.random.default_rng(scenario.seed).random((count, *shape), dtype=np.float32)
     else:
-        from parm.evaluation.runs import dataset_of, load_coded_run
-        from parm.models import load_card
-
-        dataset = dataset_of(load_card(load_coded_run(source)[1]))
+        dataset = open_run(source).base.dataset()
         inputs = dataset.preprocess(dataset.test.x[:count]).numpy()
     return [infer_request(MODEL_NAME, INPUT_NAME, x[None]) for x in inputs]
 
 
-def _schedule_faults(frontend: Frontend, backend: LocalBackend, scenario: Scenario, instances: int) -> None:
-    """Arm the scenario's faults (the simulator's failure times) on the server's loop, timed from the load's start.
+def _schedule_faults(served: Served, scenario: Scenario, instances: int) -> None:
+    """Arm the scenario's faults (the simulator's failure times), timed from the load's start.
 
     A crash-restart instance with a process of its own comes back when its new process has loaded its model;
     one in a shared process (``instance_processes``) after the fault's ``restart_s``, as in the simulator.
     """
-    loop = frontend.loop
     for at, instance, fault in fault_times(scenario.faults, instances, scenario.duration_s, scenario.seed):
-        restart = fault.kind == "crash-restart"
-        loop.call_soon_threadsafe(lambda a=at, i=instance, r=restart, s=fault.restart_s:
-                                  loop.call_later(a, _kill, backend, i, r, s))
-
-
-def _kill(backend: LocalBackend, instance: int, restart: bool, restart_after: float) -> None:
-    backend.kill(instance, restart=restart, restart_after=restart_after)
+        served.kill(instance, restart=fault.kind == "crash-restart", restart_after=fault.restart_s, after_s=at)
 
 
 def _load_process() -> ProcessPoolExecutor:
@@ -161,7 +149,7 @@ def _generate_load(address: str, requests: list[bytes], rate: float, total: int,
                    seed: int) -> list[tuple[float, float, int, str, float]]:
     gc.disable()  # a collection pausing the load generator would be measured as the server's latency
     try:
-        samples = asyncio.run(open_loop(address, requests, rate=rate, total=total, seed=seed))
+        samples = asyncio.run(open_loop(address, requests, arrival_times(rate, total, seed)))
     finally:
         gc.enable()
     return [(s.sent, s.latency, s.status, s.answer, s.at_frontend) for s in samples]

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from parm.serving.service import LATENCY_PARAMETER
-
-HEADER_LENGTH = "Inference-Header-Content-Length"
+from parm.serving.http.model import LATENCY_PARAMETER
+from parm.serving.http.protocol import HEADER_LENGTH
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,14 @@ async def closed_loop(address: str, requests: list[bytes], *, concurrency: int, 
     return samples
 
 
-async def open_loop(address: str, requests: list[bytes], *, rate: float, total: int, seed: int = 0) -> list[Sample]:
-    """``total`` queries with Poisson arrivals at ``rate`` per second, whatever the answers' pace.
+async def open_loop(address: str, requests: list[bytes], arrivals: Sequence[float]) -> list[Sample]:
+    """One query at each of ``arrivals`` (seconds from the start; `parm.workload.arrivals`), whatever the
+    answers' pace.
 
     Latency runs from the moment a query is written, not from its scheduled arrival: asyncio's timers
     wake up to a millisecond late, and that is the generator's lateness, not the server's. Each
     sample's ``sent`` shows how far the actual schedule drifted.
     """
-    gaps = np.random.default_rng(seed).exponential(1.0 / rate, size=total)
     idle: list[Connection] = []
     samples: list[Sample] = []
     start = time.perf_counter()
@@ -121,9 +121,8 @@ async def open_loop(address: str, requests: list[bytes], *, rate: float, total: 
         samples.append(Sample(sent - start, time.perf_counter() - sent, status, answer, at_frontend))
         idle.append(connection)
 
-    tasks, due = [], 0.0
-    for i, gap in enumerate(gaps):
-        due += gap
+    tasks = []
+    for i, due in enumerate(arrivals):
         delay = start + due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)  # pacing the arrivals, not synchronising

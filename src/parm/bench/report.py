@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from parm.serving.service import ANSWER_KINDS
+from parm.serving.core.coordinator import ANSWER_KINDS
 
 # How each query was answered: the coordinator's three kinds, and "error" for a request the real system failed.
 KINDS = (*ANSWER_KINDS, "error")

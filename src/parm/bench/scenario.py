@@ -15,36 +15,19 @@ from typing import Any, TypeVar
 
 import yaml
 
-from parm.bench.service_time import ServiceTime
-from parm.bench.shuffles import ShuffleConfig
-from parm.serving.coordinator import CoordinatorConfig
-from parm.serving.modes import MODES
+from parm.serving.core.coordinator import CoordinatorConfig
+from parm.serving.core.pools import MODES
+from parm.workload.faults import Fault
+from parm.workload.service_time import ServiceTime
+from parm.workload.shuffles import ShuffleConfig
 
 SWEEPABLE = ("rate", "k", "shuffles", "batch_size")
 ANY_MODE = "*"
-FAULT_KINDS = ("fail-stop", "crash-restart")
 T = TypeVar("T")
 
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be run, with what to change."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    """An instance failing at ``at_s`` seconds (or at random with ``rate_per_s``), restarting after ``restart_s``."""
-
-    kind: str
-    instance: int | None = None
-    at_s: float | None = None
-    rate_per_s: float | None = None
-    restart_s: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ScenarioError(f"fault kind {self.kind!r} is not one of {FAULT_KINDS}")
-        if (self.at_s is None) == (self.rate_per_s is None):
-            raise ScenarioError("a fault needs exactly one of at_s (a time) or rate_per_s (random failures)")
 
 
 @dataclass(frozen=True)

@@ -13,127 +13,43 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from bisect import bisect_right
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from parm.bench.report import KIND_CODES, LatencyRun
-from parm.bench.scenario import Fault, Scenario
-from parm.bench.service_time import (
-    FAULT_STREAM,
-    FRONTEND_STREAM,
-    SERVICE_STREAM,
-    SLOWDOWN_STREAM,
-    ServiceTime,
-    stream_rng,
-)
-from parm.bench.shuffles import ShuffleSchedule
-from parm.serving.coordinator import Coordinator, Dispatch
-from parm.serving.modes import plan_pools
+from parm.bench.scenario import Scenario
+from parm.serving.core.coordinator import Coordinator, Dispatch
+from parm.serving.core.pools import plan_pools
+from parm.workload.arrivals import arrival_times
+from parm.workload.emulation import InstanceClock
+from parm.workload.faults import Fault, fault_times
+from parm.workload.service_time import FRONTEND_STREAM, stream_rng
+from parm.workload.shuffles import ShuffleSchedule
 
 SHUFFLE_SLACK_S = 10.0  # shuffles are drawn this far beyond the last arrival, for the calls still queued
 _PROGRESS_EVERY = 1 << 16
+NO_INPUT = np.zeros(0, dtype=np.float32)  # a simulated query's input: the coordinator moves it, nobody reads it
 
 
 class NullCodec:
-    """The code of a simulation: nothing to encode or decode, only whether k outputs are in (the coordinator's job)."""
+    """The code of a simulation: empty parities and outputs; whether k outputs are in is the coordinator's job."""
 
     def __init__(self, k: int, r: int) -> None:
         self.k, self.r = k, r
 
-    def encode(self, groups: Any) -> list[list[None]]:
-        return [[None] * self.r] * len(groups)
+    def encode(self, groups: Any) -> np.ndarray:
+        return np.zeros((len(groups), self.r, 0), dtype=np.float32)
 
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         return np.zeros((len(outputs), self.k, 0), dtype=np.float32)
-
-
-def arrival_times(rate: float, count: int, seed: int) -> np.ndarray:
-    """Poisson arrival times (s): the load generator's open-loop draws, so simulation and bench see one sequence."""
-    return np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, size=count))
 
 
 def draw_shuffles(scenario: Scenario, instances: int, horizon: float) -> ShuffleSchedule:
     """The background transfers among ``instances`` over ``horizon`` seconds: the emulated instances' schedule
     (same seed; a longer horizon only appends transfers)."""
     return ShuffleSchedule.draw(scenario.shuffles, instances, horizon, seed=scenario.seed)
-
-
-def fault_times(faults: tuple[Fault, ...], instances: int, horizon: float, seed: int) -> list[tuple[float, int, Fault]]:
-    """(time, instance, fault) of every failure: fixed ones, and Poisson ones at ``rate_per_s`` over ``horizon``.
-
-    A fixed fault without an instance strikes instance 0, as in `parm bench latency`; a random one without an
-    instance strikes a random instance each time.
-    """
-    rng = stream_rng(seed, FAULT_STREAM)
-    failures = []
-    for fault in faults:
-        if fault.at_s is not None:
-            times = [fault.at_s]
-        else:
-            times = np.sort(rng.uniform(0, horizon, rng.poisson(fault.rate_per_s * horizon))).tolist()
-        for at in times:
-            if fault.instance is not None:
-                instance = fault.instance
-            else:
-                instance = 0 if fault.at_s is not None else int(rng.integers(instances))
-            if not 0 <= instance < instances:
-                raise ValueError(f"fault on instance {instance}, but this mode runs instances 0..{instances - 1}")
-            failures.append((float(at), instance, fault))
-    return failures
-
-
-class _ServiceDraws:
-    """Service times per (instance, batch size), each an independent seeded stream drawn in big chunks.
-
-    One stream per instance gives an instance's n-th call the same draw in every mode (common random
-    numbers), so differences between modes are less sampling noise; chunks keep numpy out of the per-event path.
-    """
-
-    def __init__(self, service: ServiceTime, seed: int, batch_size: int, chunk: int) -> None:
-        self.service, self.seed, self.batch_size, self.chunk = service, seed, batch_size, chunk
-        self.buffers: dict[int, list[float]] = {}
-        self.rngs: dict[int, np.random.Generator] = {}
-
-    def refill(self, key: int) -> list[float]:
-        """Stream ``key`` = instance * batch_size + size - 1: its next chunk, in reverse, to consume with ``pop()``."""
-        instance, size = divmod(key, self.batch_size)
-        if key not in self.rngs:
-            self.rngs[key] = stream_rng(self.seed, SERVICE_STREAM, instance, size + 1)
-        buffer = self.buffers[key] = self.service.sample(self.rngs[key], self.chunk, size + 1)[::-1].tolist()
-        return buffer
-
-
-class _Slowdowns:
-    """`ShuffleSchedule.factor` with Python lists and bisect: the same answer, without a numpy call per event."""
-
-    def __init__(self, schedule: ShuffleSchedule, seed: int) -> None:
-        self.starts = [s.tolist() for s in schedule.starts]
-        self.ends = [e.tolist() for e in schedule.ends]
-        self.slowdown, self.hit_probability, self.seed = schedule.slowdown, schedule.hit_probability, seed
-        self.active = schedule.slowdown != 1.0 and any(self.starts)
-        self.coins: dict[int, list[float]] = {}
-        self.rngs: dict[int, np.random.Generator] = {}
-
-    def factor(self, instance: int, at: float) -> float:
-        starts = self.starts[instance]
-        i = bisect_right(starts, at) - 1
-        if i < 0 or self.ends[instance][i] <= at:
-            return 1.0
-        if self.hit_probability < 1.0 and self._coin(instance) >= self.hit_probability:
-            return 1.0
-        return self.slowdown
-
-    def _coin(self, instance: int) -> float:
-        """The instance's next uniform draw, from the same stream an emulated instance uses."""
-        coins = self.coins.get(instance)
-        if not coins:
-            if instance not in self.rngs:
-                self.rngs[instance] = stream_rng(self.seed, SLOWDOWN_STREAM, instance)
-            coins = self.coins[instance] = self.rngs[instance].random(1024)[::-1].tolist()
-        return coins.pop()
 
 
 class _Faults:
@@ -195,13 +111,13 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
     instances = sum(len(ids) for ids in pools.values())
     last_arrival = float(arrivals[-1])
     tasks_per_query = 1 + scenario.r / scenario.k if mode == "parm" else 1
-    draws = _ServiceDraws(scenario.service, scenario.seed, scenario.batch_size,
-                          chunk=min(8192, 16 + math.ceil(1.1 * total * tasks_per_query / instances)))
-    slowdowns = _Slowdowns(draw_shuffles(scenario, instances, last_arrival + SHUFFLE_SLACK_S), scenario.seed)
+    chunk = min(8192, 16 + math.ceil(1.1 * total * tasks_per_query / instances))  # about one chunk per instance
+    schedule = draw_shuffles(scenario, instances, last_arrival + SHUFFLE_SLACK_S)
+    clocks = [InstanceClock(scenario.service, schedule, i, scenario.seed, chunk=chunk) for i in range(instances)]
     failures = fault_times(scenario.faults, instances, last_arrival, scenario.seed)
     with tqdm(total=total, desc=f"simulate {mode}", unit="query", leave=False, disable=not progress) as bar:
-        latencies, kinds, counts = _run(_coordinator(scenario, mode, pools), arrivals.tolist(), draws, slowdowns,
-                                        failures, instances, scenario.batch_size, bar)
+        latencies, kinds, counts = _run(_coordinator(scenario, mode, pools), arrivals.tolist(), clocks, failures,
+                                        bar)
     metadata = {"system": "simulated", "instances": instances, "wall_s": time.perf_counter() - started,
                 "seed": scenario.seed, **counts}
     keep = slice(scenario.warmup, None)
@@ -209,16 +125,15 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
     return LatencyRun(mode, label or scenario.name, latencies[keep] + overhead, kinds[keep], metadata)
 
 
-def _coordinator(scenario: Scenario, mode: str, pools: dict[str, list[int]]) -> Coordinator:
+def _coordinator(scenario: Scenario, mode: str, pools: dict) -> Coordinator:
     config = scenario.coordinator_config(mode)
     if mode != "parm":
         return Coordinator(config, pools)
-    return Coordinator(config, pools, codec=NullCodec(scenario.k, scenario.r), pad_output=np.zeros(0, np.float32))
+    return Coordinator(config, pools, codec=NullCodec(scenario.k, scenario.r), pad_output=NO_INPUT)
 
 
-def _run(coordinator: Coordinator, arrivals: list[float], draws: _ServiceDraws, slowdowns: _Slowdowns,
-         failures: list[tuple[float, int, Fault]], instances: int, batch_size: int,
-         bar: tqdm) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def _run(coordinator: Coordinator, arrivals: list[float], clocks: list[InstanceClock],
+         failures: list[tuple[float, int, Fault]], bar: tqdm) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The event loop: arrivals, completions and faults in time order, coordinator timers when due.
 
     The heap holds (time, batch, instance) completions and the fault events; a completion whose batch the
@@ -226,12 +141,11 @@ def _run(coordinator: Coordinator, arrivals: list[float], draws: _ServiceDraws, 
     """
     submit, on_result, tick, next_timer = (coordinator.submit, coordinator.on_result, coordinator.tick,
                                            coordinator.next_timer)
-    batch_size_of = coordinator.batch_size_of
     heappush, heappop, inf = heapq.heappush, heapq.heappop, math.inf
-    buffers, refill = draws.buffers, draws.refill
-    slowed, slow_factor = slowdowns.active, slowdowns.factor
+    service_times = [clock.service_time for clock in clocks]
     codes = KIND_CODES
-    nones = [[None] * n for n in range(batch_size + 1)]
+    instances, batch_size = len(clocks), coordinator.config.batch_size
+    nothing = [[NO_INPUT] * n for n in range(batch_size + 1)]
     total = len(arrivals)
     latencies, kinds = [math.nan] * total, [0] * total
     running, sizes = [-1] * instances, [0] * instances
@@ -252,7 +166,7 @@ def _run(coordinator: Coordinator, arrivals: list[float], draws: _ServiceDraws, 
                 raise ValueError(f"{total - answered} queries were never answered: the faults left no instance to "
                                  "serve them; use crash-restart faults or set deadline_ms")
             now = t_arrival
-            out = submit(i, None, now)
+            out = submit(i, NO_INPUT, now)
             i += 1
             if i == report_at:
                 bar.update(_PROGRESS_EVERY)
@@ -263,17 +177,13 @@ def _run(coordinator: Coordinator, arrivals: list[float], draws: _ServiceDraws, 
                 out = faults.apply(-1 - batch, instance, now)
             elif running[instance] == batch:
                 running[instance] = -1
-                out = on_result(instance, batch, nones[sizes[instance]], now)
+                out = on_result(instance, batch, nothing[sizes[instance]], now)
             else:
                 continue
         for action in out:
             if type(action) is Dispatch:
-                instance, batch = action.instance, action.batch
-                size = 1 if batch_size == 1 else batch_size_of(batch)
-                key = instance * batch_size + size - 1
-                service = (buffers.get(key) or refill(key)).pop()
-                if slowed:
-                    service *= slow_factor(instance, now)
+                instance, batch, size = action.instance, action.batch, len(action.inputs)
+                service = service_times[instance](size, now)
                 running[instance], sizes[instance] = batch, size
                 heappush(heap, (now + service, batch, instance))
                 calls += 1

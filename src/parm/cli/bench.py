@@ -65,7 +65,7 @@ def load(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from parm.bench.latency import bench_latency
     from parm.bench.report import write_report
-    from parm.serving.logs import configure_logging
+    from parm.serving.runtime.logs import configure_logging
 
     configure_logging("text", "warning")
     scenario = load(args)
@@ -83,7 +83,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     from parm.bench.latency import calibrate_overhead
     from parm.bench.scenario import load_scenario
-    from parm.serving.logs import configure_logging
+    from parm.serving.runtime.logs import configure_logging
 
     configure_logging("text", "warning")
     profile = calibrate_overhead(load_scenario(args.scenario, queries=args.queries), progress=not args.no_progress)

@@ -38,8 +38,8 @@ def parse_kill(text: str | None) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from parm.serving.logs import configure_logging
-    from parm.serving.replay import replay
+    from parm.bench.replay import replay
+    from parm.serving.runtime.logs import configure_logging
 
     configure_logging("text", "warning")
     report = replay(args.source, serve_options(args), queries=args.queries, concurrency=args.concurrency,

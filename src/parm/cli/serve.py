@@ -6,9 +6,9 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from parm.serving.coordinator import CoordinatorConfig
-from parm.serving.deployment import ServeOptions
-from parm.serving.modes import MODES
+from parm.serving.core.coordinator import CoordinatorConfig
+from parm.serving.core.pools import MODES
+from parm.serving.runtime.deployment import ServeOptions
 
 
 def register(commands: argparse._SubParsersAction) -> None:

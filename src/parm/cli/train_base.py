@@ -8,7 +8,8 @@ from pathlib import Path
 
 from parm.cli.options import add_dataset_options, add_training_options, load_dataset_from_args, training_config
 from parm.models import build_model
-from parm.training import BaseTrainConfig, seed_everything, train_base
+from parm.runtime import seed_everything
+from parm.training import BaseTrainConfig, train_base
 
 DEFAULTS = BaseTrainConfig()
 
@@ -32,8 +33,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    seed_everything(args.seed)  # first: the initial weights too are a function of --seed
     dataset = load_dataset_from_args(args)
-    seed_everything(args.seed)  # the initial weights too are a function of --seed
     model = build_model(args.model, dataset.input_shape, dataset.num_classes)
     out = args.out or Path("runs") / "base" / f"{dataset.name}-{args.model.replace(':', '.')}"
     config = training_config(args, BaseTrainConfig, augment=args.augment)

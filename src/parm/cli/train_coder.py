@@ -15,7 +15,7 @@ from parm.cli.options import (
 from parm.cli.train_parity import print_coded_result
 from parm.codes import LearnedCode
 from parm.codes.learned import ENCODERS
-from parm.training import seed_everything
+from parm.runtime import seed_everything
 from parm.training.coder import LOSSES, CoderTrainConfig, train_coder
 
 DEFAULTS = CoderTrainConfig()
@@ -41,9 +41,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    seed_everything(args.seed)  # first: the code's initial weights are a function of --seed
     dataset = load_dataset_from_args(args)
     base = base_checkpoint(args, dataset.name)
-    seed_everything(args.seed)  # the code's initial weights are a function of --seed
     code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape,
                        num_outputs=dataset.num_classes, sentinel=args.sentinel)
     name = (args.model or base.stem).replace(":", ".")

@@ -13,7 +13,8 @@ from parm.cli.options import (
     training_config,
 )
 from parm.codes import PARITY_MODEL_CODES, build_code
-from parm.training import TrainResult, seed_everything
+from parm.runtime import seed_everything
+from parm.training import TrainResult
 from parm.training.parity import INITS, LOSSES, ParityTrainConfig, train_parity
 
 DEFAULTS = ParityTrainConfig()
@@ -49,6 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    seed_everything(args.seed)  # first: parity models not copied from F draw their initial weights
     dataset = load_dataset_from_args(args)
     base = base_checkpoint(args, dataset.name)
     options = {"coefficients": args.coefficients} if args.coefficients is not None else {}
@@ -56,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     name = args.model or base.stem
     out = args.out or Path("runs") / "parity" / f"{dataset.name}-{name.replace(':', '.')}-{code.name}-k{code.k}-r{code.r}"
     config = training_config(args, ParityTrainConfig, loss=args.loss, init=args.init)
-    seed_everything(args.seed)
     print(f"training {code.r} parity model(s) of the {code.name} code (k={code.k}) for {base} on {dataset.name}")
     result = train_parity(base, dataset, code, out, architecture=args.parity_model, config=config,
                           resume=args.resume, overwrite=args.overwrite)

@@ -21,10 +21,14 @@ from parm.evaluation.predict import top_k_accuracy
 OVERALL_FRACTIONS = tuple(i / 20 for i in range(21))
 
 
-def group_indices(n: int, k: int, seed: int = 0) -> torch.Tensor:
-    """Disjoint coding groups (n // k, k) of sample indices: each sample in at most one group."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return order[: (n // k) * k].view(-1, k)
+def group_indices(n: int, k: int, seed: int | torch.Generator = 0) -> torch.Tensor:
+    """Disjoint coding groups (n // k, k) of sample indices: each sample in at most one group.
+
+    A seed gives the same groups every time (evaluation); a generator draws the next grouping from
+    its stream (training: fresh groups every epoch, which resume continues with the generator).
+    """
+    generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=generator)[: (n // k) * k].view(-1, k)
 
 
 @torch.no_grad()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model
+from torch import nn
 
-from parm.codes import Code, LearnedCode, code_from_spec
-from parm.data import Dataset, load_dataset
 from parm.evaluation.degraded import (
     DegradedEvaluation,
     evaluate_code,
@@ -19,11 +16,8 @@ from parm.evaluation.degraded import (
     most_common_class,
 )
 from parm.evaluation.predict import predict_logits
-from parm.models import ModelCard, load_checkpoint
-from parm.training.coded import CODE_NAME
-from parm.training.coder import CODE_WEIGHTS
-from parm.training.parity import parity_path
-from parm.training.runtime import resolve_device
+from parm.runs import open_coded_run
+from parm.runtime import resolve_device
 
 
 @dataclass
@@ -52,28 +46,6 @@ class EvaluatedRun:
         return {"run": self.run, "base_model": self.base_model, "dataset": self.dataset, **self.evaluation.to_dict()}
 
 
-def load_coded_run(run_dir: str | Path) -> tuple[Code, Path]:
-    """The trained code of a run folder (a learned code with its weights loaded) and its base checkpoint."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CODE_NAME).is_file():
-        raise FileNotFoundError(
-            f"{run_dir} is not a coded run (no {CODE_NAME}): train one with `parm train-parity` or `parm train-coder`"
-        )
-    meta = json.loads((run_dir / CODE_NAME).read_text())
-    code = code_from_spec(meta["code"])
-    if isinstance(code, LearnedCode):
-        load_model(code, str(run_dir / CODE_WEIGHTS))
-        code.eval()
-    return code, Path(meta["base"])
-
-
-def dataset_of(card: ModelCard, *, data_dir: str | Path | None = None, cache_dir: Path | None = None) -> Dataset:
-    """The dataset, with the same splits, that the checkpoint behind ``card`` was trained on."""
-    recorded = card.extra.get("dataset_args") or {"name": card.dataset}
-    return load_dataset(recorded["name"], data_dir=data_dir or recorded.get("data_dir"), cache_dir=cache_dir,
-                        seed=card.split_seed)
-
-
 @torch.no_grad()
 def evaluate_run(
     run_dir: str | Path,
@@ -84,19 +56,14 @@ def evaluate_run(
     device: str = "auto",
 ) -> EvaluatedRun:
     """A_a, A_d and the default baseline of a parity run on its dataset's test split."""
-    code, base_path = load_coded_run(run_dir)
-    base_model, card = load_checkpoint(base_path)
-    if isinstance(code, LearnedCode):
-        parity_models = [base_model] * code.r  # a learned code runs F itself on its parities
-    else:
-        parity_models = [load_checkpoint(parity_path(Path(run_dir), j))[0] for j in range(code.r)]
-    dataset = dataset_of(card, data_dir=data_dir, cache_dir=cache_dir)
+    run = open_coded_run(run_dir)
+    code = run.load_code()
+    base_model, card = run.base.load()
+    parity_models = run.load_parity_models()  # a learned code's: F itself, loaded again (weights only)
+    dataset = run.base.dataset(data_dir=data_dir, cache_dir=cache_dir)
     target = resolve_device(device)
-    base_model.to(target)
-    if isinstance(code, LearnedCode):
-        code.to(target)
-    for model in parity_models:
-        model.to(target)
+    for module in (base_model, *parity_models, *([code] if isinstance(code, nn.Module) else [])):
+        module.to(target)
     base_out = predict_logits(base_model, dataset.test, dataset.preprocess, device=target)
     groups = group_indices(len(dataset.test), code.k, seed)
     evaluation = evaluate_code(code, parity_models, dataset.test, dataset.preprocess, base_out, groups,

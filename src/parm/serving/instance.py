@@ -1,10 +1,10 @@
 """One model instance's work: load a checkpoint and run batches, whatever process it lives in.
 
-The local backend runs instances in worker processes (`parm.serving.worker`, which holds answers
-until `ModelInstance.compute` says they are due, so one process can host many instances) and the
-Ray backend in an actor (`ModelInstance.run`, which sleeps until then). Emulation knobs (a no-op
-model, an added delay, an emulated service-time law with background-shuffle slowdowns) let
-benchmarks and the demo make instances slow without a busier machine.
+The local backend runs instances in worker processes (`parm.serving.backends.local.worker`, which
+holds answers until `ModelInstance.compute` says they are due, so one process can host many
+instances) and the Ray backend in an actor (`ModelInstance.run`, which sleeps until then). A no-op
+model, an added delay and an emulated service time (`parm.workload.emulation`) let benchmarks and
+the demo make instances slow without a busier machine.
 """
 
 from __future__ import annotations
@@ -17,32 +17,38 @@ import numpy as np
 import torch
 
 from parm.models import load_checkpoint
+from parm.serving.core.pools import Pool
+from parm.workload.emulation import Emulation
 
 
 @dataclass(frozen=True)
 class InstanceSpec:
     """What one instance runs: a checkpoint (or a no-op model of the given output size) and how slow it is.
 
-    ``delay_s`` is added to every call; ``emulation`` (an `Emulation` as a dict) holds each answer to an
-    emulated service time instead of the time the computation took; ``shuffle_endpoint`` runs a loopback
-    endpoint for real background shuffles (`parm.serving.shuffle_endpoint`, local backend only).
+    ``delay_s`` is added to every call; ``emulation`` holds each answer to an emulated service time instead
+    of the time the computation took; ``shuffle_endpoint`` runs a loopback endpoint for real background
+    shuffles (`parm.workload.shuffle_traffic`, local backend only).
     """
 
     id: int
-    pool: str
+    pool: Pool
     checkpoint: str | None = None
     output_shape: tuple[int, ...] = ()
     delay_s: float = 0.0
-    emulation: dict[str, Any] | None = None
+    emulation: Emulation | None = None
     shuffle_endpoint: bool = False
     threads: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready (it crosses to worker processes and Ray actors as JSON, never pickled)."""
+        return {**asdict(self), "pool": self.pool.parity,
+                "emulation": self.emulation.to_dict() if self.emulation is not None else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InstanceSpec:
-        return cls(**{**data, "output_shape": tuple(data.get("output_shape", ()))})
+        emulation = data.get("emulation")
+        return cls(**{**data, "pool": Pool(data["pool"]), "output_shape": tuple(data.get("output_shape", ())),
+                      "emulation": Emulation.from_dict(emulation) if emulation is not None else None})
 
 
 class ModelInstance:
@@ -55,11 +61,7 @@ class ModelInstance:
         self.model = model if model is not None or not spec.checkpoint else load_checkpoint(spec.checkpoint)[0]
         if self.model is None and not spec.output_shape:
             raise ValueError(f"instance {spec.id}: a no-op instance (no checkpoint) needs an output_shape")
-        self.clock = None
-        if spec.emulation is not None:
-            from parm.serving.emulation import Emulation, EmulatedClock
-
-            self.clock = EmulatedClock(Emulation.from_dict(spec.emulation), spec.id)
+        self.clock = spec.emulation.clock(spec.id) if spec.emulation is not None else None
 
     @torch.inference_mode()
     def compute(self, inputs: np.ndarray) -> tuple[np.ndarray, float]:
@@ -70,7 +72,9 @@ class ModelInstance:
             outputs = np.zeros((len(inputs), *self.spec.output_shape), dtype=np.float32)
         else:
             outputs = self.model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
-        service = self.clock.service_time(len(inputs), started_wall) if self.clock is not None else 0.0
+        service = 0.0
+        if self.clock is not None:
+            service = self.clock.service_time(len(inputs), started_wall - self.spec.emulation.epoch)
         return outputs, start + max(service, time.perf_counter() - start) + self.spec.delay_s
 
     def run(self, inputs: np.ndarray) -> np.ndarray:

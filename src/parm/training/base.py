@@ -1,24 +1,25 @@
 """Training a base model F: the network whose predictions parm later protects.
 
-`train_base` is what ``parm train-base`` runs; a notebook calls it with the same defaults.
+Cross-entropy on shuffled batches of the train split (crop + flip for CIFAR), scored on validation
+accuracy. `train_base` is what ``parm train-base`` runs; a notebook calls it with the same defaults.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from parm.data.dataset import Dataset, Split
+from parm.data.dataset import Dataset
 from parm.evaluation import predict_logits, top_k_accuracy
-from parm.models.checkpoint import WEIGHTS_NAME, ModelCard, load_checkpoint, save_checkpoint
+from parm.models import ModelCard
+from parm.runs import BaseRun
+from parm.runtime import resolve_device
 from parm.training.augment import random_crop_flip
-from parm.training.loop import Advance, Task, TrainConfig, TrainResult, fit, prepare_run
-from parm.training.report import write_training_report
-from parm.training.runtime import resolve_device
+from parm.training.loop import Step, TrainConfig, Trainee, TrainResult, finish_run, fit, prepare_run
 
 
 @dataclass
@@ -26,65 +27,6 @@ class BaseTrainConfig(TrainConfig):
     """Base-model training: Adam on cross-entropy, optional crop + flip augmentation."""
 
     augment: bool | None = None  # None: the dataset's own default (crop + flip for CIFAR)
-
-
-class BaseTask(Task):
-    """Supervised training of one classifier on a dataset's train split, scored on validation accuracy."""
-
-    def __init__(self, model: nn.Module, model_name: str, dataset: Dataset, config: BaseTrainConfig, device: torch.device):
-        super().__init__(model.to(device))
-        self.model_name, self.dataset, self.config, self.device = model_name, dataset, config, device
-        self.augment = dataset.augment if config.augment is None else config.augment
-        self.train = Split(dataset.train.x.to(device), dataset.train.y.to(device))
-        self.card = ModelCard(
-            model=model_name,
-            input_shape=dataset.input_shape,
-            classes=dataset.classes,
-            dataset=dataset.name,
-            split_seed=dataset.split_seed,
-            preprocess=dataset.preprocess.to_dict(),
-            extra={"dataset_args": dataset.load_args},
-        )
-        self._fingerprint = {"model_name": model_name, "dataset": dataset.name, "test_checksum": dataset.test.checksum()}
-
-    def fingerprint(self) -> dict[str, Any]:
-        return self._fingerprint
-
-    def epoch_size(self) -> int:
-        return len(self.train)
-
-    def train_epoch(self, optimizer: torch.optim.Optimizer, generator: torch.Generator, advance: Advance) -> dict[str, float]:
-        model, split, batch = self.module, self.train, self.config.batch_size
-        model.train()
-        order = torch.randperm(len(split), generator=generator).to(self.device)
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        for step, start in enumerate(range(0, len(split), batch), 1):
-            index = order[start : start + batch]
-            x, y = self.dataset.preprocess(split.x[index]), split.y[index]
-            if self.augment:
-                x = random_crop_flip(x, generator)
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen = min(start + batch, len(split))
-            advance(len(y), {"loss": loss_sum.item() / seen, "acc": correct.item() / seen} if step % 50 == 0 else {})
-        return {"train_loss": loss_sum.item() / len(split), "train_accuracy": correct.item() / len(split)}
-
-    def validate(self) -> dict[str, float]:
-        logits = predict_logits(self.module, self.dataset.val, self.dataset.preprocess, device=self.device)
-        labels = self.dataset.val.y
-        return {"val_loss": nn.functional.cross_entropy(logits, labels).item(), "val_accuracy": top_k_accuracy(logits, labels)}
-
-    def save_best(self, out_dir: Path) -> None:
-        save_checkpoint(self.module, self.card, out_dir / WEIGHTS_NAME)
-
-    def load_best(self, out_dir: Path) -> None:
-        load_checkpoint(out_dir / WEIGHTS_NAME, self.module)
 
 
 def train_base(
@@ -99,25 +41,52 @@ def train_base(
 ) -> TrainResult:
     """Train ``model`` on ``dataset``, keeping the weights of the best validation epoch.
 
+    The initial weights are the caller's: seed before building ``model`` for a reproducible run.
     Writes ``model.safetensors`` + ``model.json`` (best epoch), ``train_state.pt`` (last epoch,
     for ``resume``), ``metrics.json`` (test accuracy of the best epoch), ``report.md`` and
     ``curves.png`` into ``out_dir``.
     """
     config = config or BaseTrainConfig()
     out_dir = Path(out_dir)
-    generator = prepare_run(out_dir, config, resume=resume, overwrite=overwrite)
+    prepare_run(out_dir, config, resume=resume, overwrite=overwrite)
     device = resolve_device(config.device)
-    task = BaseTask(model, model_name, dataset, config, device)
-    outcome = fit(task, out_dir, config, generator, resume=resume)
-    logits = predict_logits(task.module, dataset.test, dataset.preprocess, device=device)
-    result = TrainResult(
-        out_dir=out_dir,
-        title=f"{model_name} on {dataset.name}",
-        best_epoch=outcome.best_epoch,
-        best_score=outcome.best_score,
-        test={"accuracy": top_k_accuracy(logits, dataset.test.y, 1), "top5_accuracy": top_k_accuracy(logits, dataset.test.y, 5)},
-        history=outcome.history,
-        config=asdict(config),
+    model.to(device)
+    run = BaseRun(out_dir)
+    card = ModelCard(model_name, dataset.input_shape, dataset.classes, dataset.name, dataset.split_seed,
+                     dataset.preprocess.to_dict(), {"dataset_args": dataset.load_args})
+    train_x, train_y = dataset.train.x.to(device), dataset.train.y.to(device)
+    augment = dataset.augment if config.augment is None else config.augment
+
+    def batches(generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's shuffled batches, preprocessed and, if asked, augmented."""
+        order = torch.randperm(len(train_y), generator=generator).to(device)
+        for index in order.split(config.batch_size):
+            x = dataset.preprocess(train_x[index])
+            yield (random_crop_flip(x, generator) if augment else x), train_y[index]
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> Step:
+        logits = model(x)
+        correct = (logits.detach().argmax(1) == y).sum()
+        return Step(nn.functional.cross_entropy(logits, y), len(y), {"accuracy": correct})
+
+    def validate() -> dict[str, float]:
+        logits = predict_logits(model, dataset.val, dataset.preprocess, device=device)
+        loss = nn.functional.cross_entropy(logits, dataset.val.y).item()
+        return {"val_loss": loss, "val_accuracy": top_k_accuracy(logits, dataset.val.y)}
+
+    trainee = Trainee(
+        module=model,
+        batches=batches,
+        step=step,
+        validate=validate,
+        score="val_accuracy",
+        save_best=lambda: run.save(model, card),
+        load_best=lambda: run.load(model),
+        fingerprint={"model_name": model_name, "dataset": dataset.name, "test_checksum": dataset.test.checksum()},
+        epoch_size=len(train_y),
     )
-    write_training_report(result)
-    return result
+    outcome = fit(trainee, out_dir, config, resume=resume)
+    logits = predict_logits(model, dataset.test, dataset.preprocess, device=device)
+    test = {"accuracy": top_k_accuracy(logits, dataset.test.y, 1),
+            "top5_accuracy": top_k_accuracy(logits, dataset.test.y, 5)}
+    return finish_run(out_dir, f"{model_name} on {dataset.name}", outcome, test, config)

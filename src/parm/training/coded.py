@@ -1,18 +1,19 @@
 """What every code-training run shares, whatever it trains (parity models or a learned code).
 
 The base model F is loaded from its checkpoint and frozen; its outputs on every split are computed
-once; validation and the final test score are the degraded-mode evaluation of `parm.evaluation`,
-so a run is judged exactly as ``parm evaluate`` judges it later.
+once; each epoch cuts the train split into fresh coding groups of k; validation and the final test
+score are the degraded-mode evaluation of `parm.evaluation`, so a run is judged exactly as
+``parm evaluate`` judges it later. The trainers (`parm.training.parity`, `parm.training.coder`)
+state their own loss and hand it, with these shared parts, to `parm.training.loop.fit`.
 """
 
 from __future__ import annotations
 
 import json
-from abc import abstractmethod
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -21,12 +22,13 @@ from parm.codes import Code
 from parm.data.cache import file_sha256
 from parm.data.dataset import Dataset
 from parm.evaluation import DegradedEvaluation, evaluate_code, group_indices, most_common_class, predict_logits
-from parm.models import ModelCard, load_checkpoint, weights_path
-from parm.training.loop import Advance, Task, TrainConfig, TrainResult, fit, prepare_run
-from parm.training.report import write_training_report
-from parm.training.runtime import resolve_device
+from parm.models import ModelCard
+from parm.runs import BaseRun, CodedRun
+from parm.runtime import resolve_device
+from parm.training.loop import FitOutcome, Step, TrainConfig, Trainee, TrainResult, finish_run, prepare_run
 
-CODE_NAME = "code.json"
+Run = TypeVar("Run", bound=CodedRun)
+Loss = TypeVar("Loss")
 
 
 @dataclass
@@ -38,23 +40,26 @@ class CodedTrainConfig(TrainConfig):
     eval_seed: int = 0  # seed of the validation and test grouping
 
 
-def epoch_groups(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
-    """One epoch's coding groups (n // k, k): samples drawn without replacement, none used twice."""
-    return torch.randperm(n, generator=generator)[: (n // k) * k].view(-1, k)
+def choose_loss(losses: Mapping[str, Loss], name: str) -> Loss:
+    """The loss called ``name``, refused before any work when it is unknown."""
+    if name not in losses:
+        raise ValueError(f"unknown loss {name!r}: use one of {', '.join(losses)}")
+    return losses[name]
 
 
 @dataclass
-class BaseModel:
-    """The frozen F of a run, with its card, weights file and outputs on every split."""
+class FrozenBase:
+    """The frozen F of a run, with its card, its checkpoint and its outputs on every split."""
 
     model: nn.Module
     card: ModelCard
-    weights: Path
+    run: BaseRun
     outputs: dict[str, torch.Tensor]
 
 
-def load_frozen_base(base_path: str | Path, dataset: Dataset, device: torch.device) -> BaseModel:
-    model, card = load_checkpoint(base_path)
+def load_frozen_base(base_path: str | Path, dataset: Dataset, device: torch.device) -> FrozenBase:
+    run = BaseRun(Path(base_path))
+    model, card = run.load()
     if card.dataset != dataset.name or card.input_shape != dataset.input_shape:
         raise ValueError(
             f"the base model at {base_path} was trained on {card.dataset} {card.input_shape}, "
@@ -63,114 +68,62 @@ def load_frozen_base(base_path: str | Path, dataset: Dataset, device: torch.devi
     model.to(device).eval().requires_grad_(False)
     outputs = {name: predict_logits(model, getattr(dataset, name), dataset.preprocess, device=device)
                for name in ("train", "val", "test")}
-    return BaseModel(model, card, weights_path(base_path), outputs)
+    return FrozenBase(model, card, run, outputs)
 
 
-class CodedTask(Task):
-    """Training whose score is degraded-mode accuracy: groups of k training samples per epoch."""
+class CodedTraining:
+    """One code-training run's shared parts: F and its outputs, the epoch's groups, degraded-mode scores.
 
-    unit = "group"
-    score_key = "val_degraded_accuracy"
-    tiebreak_key = "val_loss"
-
-    def __init__(self, module: nn.Module, code: Code, dataset: Dataset, base: BaseModel, config: CodedTrainConfig,
-                 device: torch.device) -> None:
-        super().__init__(module.to(device))
-        self.code, self.dataset, self.base, self.config, self.device = code, dataset, base, config, device
-        self.train_x = dataset.train.x.to(device)
-        self.train_outputs = base.outputs["train"].to(device)
-        self.val_groups = group_indices(len(dataset.val), code.k, config.eval_seed)
-        self.default_class = most_common_class(dataset.train.y)
-        self._fingerprint = {"code": json.dumps(code.spec()), "dataset": dataset.name,
-                             "test_checksum": dataset.test.checksum(), "base_sha256": file_sha256(base.weights)}
-
-    @property
-    @abstractmethod
-    def parity_models(self) -> list[nn.Module]:
-        """The r models that run on the parities: trained parity models, or F itself."""
-
-    def fingerprint(self) -> dict[str, Any]:
-        return self._fingerprint
-
-    def epoch_size(self) -> int:
-        return len(self.train_x) // self.code.k
-
-    @abstractmethod
-    def batch_loss(self, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The training loss of one batch: group indices (b, k) and their inputs (b, k, C, H, W)."""
-
-    def train_epoch(self, optimizer: torch.optim.Optimizer, generator: torch.Generator, advance: Advance) -> dict[str, float]:
-        self.module.train()
-        loss_sum, groups = torch.zeros((), device=self.device), 0
-        for step, (index, x) in enumerate(self.batches(generator), 1):
-            loss = self.batch_loss(index, x)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(index)
-            groups += len(index)
-            advance(len(index), {"loss": loss_sum.item() / groups} if step % 20 == 0 else {})
-        return {"train_loss": loss_sum.item() / groups}
-
-    def batches(self, generator: torch.Generator):
-        """This epoch's batches: group indices (b, k) and their preprocessed inputs (b, k, C, H, W)."""
-        groups = epoch_groups(len(self.train_x), self.code.k, generator).to(self.device)
-        for start in range(0, len(groups), self.config.batch_size):
-            index = groups[start : start + self.config.batch_size]
-            yield index, self.dataset.preprocess(self.train_x[index.flatten()]).view(*index.shape, *self.train_x.shape[1:])
-
-    def evaluate(self, split_name: str, groups: torch.Tensor) -> DegradedEvaluation:
-        """Degraded-mode scores of the code as it stands on a split's groups."""
-        split = getattr(self.dataset, split_name)
-        was_training = self.module.training
-        self.module.eval()
-        evaluation = evaluate_code(self.code, self.parity_models, split, self.dataset.preprocess,
-                                   self.base.outputs[split_name], groups, default_class=self.default_class, device=self.device)
-        self.module.train(was_training)
-        return evaluation
-
-    def validate(self) -> dict[str, float]:
-        evaluation = self.evaluate("val", self.val_groups)
-        return {"val_loss": evaluation.mse, "val_degraded_accuracy": evaluation.degraded_accuracy}
-
-
-def train_coded(
-    base_path: str | Path,
-    dataset: Dataset,
-    code: Code,
-    out_dir: str | Path,
-    *,
-    config: CodedTrainConfig,
-    make_task: Callable[[BaseModel, torch.device], CodedTask],
-    title: str,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> TrainResult:
-    """Set up a run folder, train the task built by ``make_task``, and score the kept epoch on test.
-
-    Writes ``code.json`` (the code and the base checkpoint it belongs to), ``metrics.json``
-    (degraded-mode test scores), ``report.md``, ``curves.png`` and ``train_state.pt``; the task
-    writes its own weights.
+    Building one starts the run: the config and the folder are checked (no accidental clobbering),
+    then F is loaded and frozen, and its outputs computed once.
     """
-    out_dir = Path(out_dir)
-    generator = prepare_run(out_dir, config, resume=resume, overwrite=overwrite)
-    device = resolve_device(config.device)
-    base = load_frozen_base(base_path, dataset, device)
-    task = make_task(base, device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"code": code.spec(), "base": str(base.weights.resolve()), "dataset": dataset.name,
-            "base_sha256": task.fingerprint()["base_sha256"]}
-    (out_dir / CODE_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-    outcome = fit(task, out_dir, config, generator, resume=resume)
-    evaluation = task.evaluate("test", group_indices(len(dataset.test), code.k, config.eval_seed))
-    result = TrainResult(
-        out_dir=out_dir,
-        title=f"{title} for {base.card.model} on {dataset.name}",
-        best_epoch=outcome.best_epoch,
-        best_score=outcome.best_score,
-        test=evaluation.to_dict(),
-        history=outcome.history,
-        config=asdict(config),
-    )
-    write_training_report(result)
-    return result
+
+    def __init__(self, base_path: str | Path, dataset: Dataset, code: Code, out_dir: str | Path,
+                 config: CodedTrainConfig, *, resume: bool, overwrite: bool) -> None:
+        self.out_dir = Path(out_dir)
+        prepare_run(self.out_dir, config, resume=resume, overwrite=overwrite)
+        self.code, self.dataset, self.config = code, dataset, config
+        self.device = resolve_device(config.device)
+        self.base = load_frozen_base(base_path, dataset, self.device)
+        self.train_x = dataset.train.x.to(self.device)
+        self.train_outputs = self.base.outputs["train"].to(self.device)  # F(X) of every training sample, fixed
+        self.default_class = most_common_class(dataset.train.y)
+        self.fingerprint = {"code": json.dumps(code.spec()), "dataset": dataset.name,
+                            "test_checksum": dataset.test.checksum(), "base_sha256": file_sha256(self.base.run.weights)}
+
+    def create_run(self, kind: type[Run]) -> Run:
+        """The run folder, with its ``code.json``: the code, the base checkpoint and its hash, the dataset."""
+        return kind.create(self.out_dir, self.code, self.base.run, dataset=self.dataset.name,
+                           base_sha256=self.fingerprint["base_sha256"])
+
+    def batches(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This epoch's batches: group indices (b, k) and their preprocessed inputs (b, k, C, H, W)."""
+        groups = group_indices(len(self.train_x), self.code.k, generator).to(self.device)
+        for index in groups.split(self.config.batch_size):
+            x = self.dataset.preprocess(self.train_x[index.flatten()])
+            yield index, x.view(*index.shape, *self.train_x.shape[1:])
+
+    def evaluate(self, split_name: str, parity_models: Sequence[nn.Module]) -> DegradedEvaluation:
+        """Degraded-mode scores of the code as it stands on a split's (seeded) groups."""
+        split = getattr(self.dataset, split_name)
+        groups = group_indices(len(split), self.code.k, self.config.eval_seed)
+        return evaluate_code(self.code, parity_models, split, self.dataset.preprocess, self.base.outputs[split_name],
+                             groups, default_class=self.default_class, device=self.device)
+
+    def trainee(self, module: nn.Module, step: Callable[[torch.Tensor, torch.Tensor], Step],
+                parity_models: Sequence[nn.Module], *, save_best: Callable[[], None],
+                load_best: Callable[[], None]) -> Trainee:
+        """What `fit` trains: ``module`` by ``step``'s loss on this run's groups, scored by degraded-mode accuracy."""
+
+        def validate() -> dict[str, float]:
+            evaluation = self.evaluate("val", parity_models)
+            return {"val_loss": evaluation.mse, "val_degraded_accuracy": evaluation.degraded_accuracy}
+
+        return Trainee(module=module, batches=self.batches, step=step, validate=validate, score="val_degraded_accuracy",
+                       save_best=save_best, load_best=load_best, fingerprint=self.fingerprint,
+                       epoch_size=len(self.train_x) // self.code.k, unit="group")
+
+    def finish(self, title: str, outcome: FitOutcome, parity_models: Sequence[nn.Module]) -> TrainResult:
+        """Score the kept epoch on test and write the run's metrics.json, report.md and curves.png."""
+        return finish_run(self.out_dir, f"{title} for {self.base.card.model} on {self.dataset.name}", outcome,
+                          self.evaluate("test", parity_models).to_dict(), self.config)

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 from torch import nn
 
 from parm.codes import LearnedCode, erasure_patterns
 from parm.data.dataset import Dataset
-from parm.training.coded import BaseModel, CodedTask, CodedTrainConfig, train_coded
-from parm.training.loop import TrainResult
-
-CODE_WEIGHTS = "code.safetensors"
+from parm.runs import CoderRun
+from parm.training.coded import CodedTrainConfig, CodedTraining, choose_loss
+from parm.training.loop import Step, TrainResult, fit
 
 
 def _kl(rebuilt: torch.Tensor, base: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -48,41 +47,6 @@ class CoderTrainConfig(CodedTrainConfig):
     loss: str = "ce"
 
 
-class CoderTask(CodedTask):
-    """Encoder and decoder of a `LearnedCode`, trained end to end through the frozen base model."""
-
-    def __init__(self, code: LearnedCode, dataset: Dataset, base: BaseModel, config: CoderTrainConfig, device: torch.device):
-        if config.loss not in LOSSES:
-            raise ValueError(f"unknown loss {config.loss!r}: use one of {', '.join(LOSSES)}")
-        super().__init__(code, code, dataset, base, config, device)
-        self.patterns = erasure_patterns(code.k, code.r, parities_may_fail=True).to(device)  # (P, k + r)
-        self.lost = ~self.patterns[:, : code.k]  # (P, k)
-        self.labels = dataset.train.y.to(device)
-
-    @property
-    def parity_models(self) -> list[nn.Module]:
-        return [self.base.model] * self.code.r
-
-    def batch_loss(self, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        code = self.code
-        parities = code.encode(x)  # (b, r, C, H, W)
-        parity_out = self.base.model(parities.flatten(0, 1)).view(len(index), code.r, -1)
-        base_out = self.train_outputs[index]  # (b, k, m): fixed, computed once
-        outputs = torch.cat([base_out, parity_out], dim=1)
-        every_pattern = code.decoder_input(outputs.unsqueeze(1), self.patterns)  # (b, P, k + r, m)
-        rebuilt = code.decoder(every_pattern)[:, self.lost]  # (b, lost positions, m)
-        n_patterns = len(self.patterns)
-        targets = base_out.unsqueeze(1).expand(-1, n_patterns, -1, -1)[:, self.lost]
-        truth = self.labels[index].unsqueeze(1).expand(-1, n_patterns, -1)[:, self.lost]
-        return LOSSES[self.config.loss](rebuilt, targets, truth)
-
-    def save_best(self, out_dir: Path) -> None:
-        save_model(self.module, str(out_dir / CODE_WEIGHTS))
-
-    def load_best(self, out_dir: Path) -> None:
-        load_model(self.module, str(out_dir / CODE_WEIGHTS))
-
-
 def train_coder(
     base_path: str | Path,
     dataset: Dataset,
@@ -93,11 +57,33 @@ def train_coder(
     resume: bool = False,
     overwrite: bool = False,
 ) -> TrainResult:
-    """Train ``code``'s encoder and decoder for the base model checkpointed at ``base_path``.
+    """Train ``code``'s encoder and decoder, in place, for the base model checkpointed at ``base_path``.
 
-    Writes ``code.safetensors`` (encoder and decoder weights) besides the files of every coded run.
+    Writes ``code.safetensors`` (encoder and decoder weights), ``code.json``, ``metrics.json``
+    (degraded-mode test scores), ``report.md``, ``curves.png`` and ``train_state.pt``.
     """
     config = config or CoderTrainConfig()
+    criterion = choose_loss(LOSSES, config.loss)
+    coded = CodedTraining(base_path, dataset, code, out_dir, config, resume=resume, overwrite=overwrite)
+    code.to(coded.device)
+    f = coded.base.model
+    patterns = erasure_patterns(code.k, code.r, parities_may_fail=True).to(coded.device)  # (P, k + r)
+    lost = ~patterns[:, : code.k]  # (P, k): the originals each pattern loses
+    labels = dataset.train.y.to(coded.device)
+    run = coded.create_run(CoderRun)
+
+    def step(index: torch.Tensor, x: torch.Tensor) -> Step:
+        """Decode every pattern of every group at once; score the rebuilt lost originals."""
+        parity_out = f(code.encode(x).flatten(0, 1)).view(len(index), code.r, -1)  # F on the (b, r) parities
+        base_out = coded.train_outputs[index]  # (b, k, m)
+        every_pattern = code.decoder_input(torch.cat([base_out, parity_out], dim=1).unsqueeze(1), patterns)
+        rebuilt = code.decoder(every_pattern)[:, lost]  # (b, lost positions, m)
+        targets = base_out.unsqueeze(1).expand(-1, len(patterns), -1, -1)[:, lost]
+        truth = labels[index].unsqueeze(1).expand(-1, len(patterns), -1)[:, lost]
+        return Step(criterion(rebuilt, targets, truth), len(index))
+
+    trainee = coded.trainee(code, step, [f] * code.r, save_best=lambda: run.save_code(code),
+                            load_best=lambda: load_model(code, str(run.code_weights)))
+    outcome = fit(trainee, run.path, config, resume=resume)
     title = f"learned code ({code.encoder_name} encoder, k={code.k}, r={code.r}, {config.loss} loss)"
-    return train_coded(base_path, dataset, code, out_dir, config=config, title=title, resume=resume, overwrite=overwrite,
-                       make_task=lambda base, device: CoderTask(code, dataset, base, config, device))
+    return coded.finish(title, outcome, [f] * code.r)

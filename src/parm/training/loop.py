@@ -1,7 +1,10 @@
-"""The epoch loop every parm training shares: seeding, schedule, progress, best epoch, resume.
+"""The epoch loop every parm training shares: schedule, progress, best epoch, resume.
 
-A `Task` says what one epoch does and how it is scored (a base model, parity models, a learned
-code); `fit` does everything else, so all trainings resume, checkpoint and report alike.
+A trainer (`parm.training.base`, `.parity`, `.coder`) states its batches, its loss and its
+validation as a `Trainee`; `fit` does everything else, so all trainings resume, checkpoint and
+report alike. Nothing here seeds the process: the command seeds once, before any weight is drawn
+(`parm.runtime.seed_everything`); shuffling and augmentation draw from `fit`'s own generator,
+seeded with ``config.seed`` and saved with every epoch so that a resumed run continues its stream.
 """
 
 from __future__ import annotations
@@ -9,8 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from parm.training.runtime import flush_denormals, seed_everything
+from parm.runtime import flush_denormals
+from parm.training.report import write_training_report
 
 STATE_NAME = "train_state.pt"
-
-Advance = Callable[[int, dict[str, float]], None]
-"""Progress callback of an epoch: (units done since the last call, running metrics to show)."""
+SHOW_EVERY = 20  # steps between updates of the progress bar's running figures (each one syncs the device)
 
 
 @dataclass
@@ -45,39 +46,32 @@ class CheckpointExistsError(FileExistsError):
     """The output folder already holds a run and neither resume nor overwrite was asked for."""
 
 
-class Task(ABC):
-    """One kind of training. ``module`` holds every trainable weight (and is what resume restores)."""
+@dataclass
+class Step:
+    """One batch's loss (its mean, which is backpropagated) and the units (samples or groups) it covers.
 
+    ``counts`` are per-batch totals, e.g. correct predictions, that the epoch reports per unit.
+    """
+
+    loss: torch.Tensor
+    size: int
+    counts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Trainee:
+    """One training as `fit` sees it; the trainer that builds it says what each part computes."""
+
+    module: nn.Module  # every trainable weight: what Adam steps and what resume restores
+    batches: Callable[[torch.Generator], Iterable[tuple[torch.Tensor, ...]]]  # one epoch, drawn from the generator
+    step: Callable[..., Step]  # the loss of one batch, called as ``step(*batch)``
+    validate: Callable[[], dict[str, float]]  # ``score`` (higher is better) and ``val_loss`` (breaks ties)
+    score: str  # the key of ``validate``'s figures that picks the best epoch
+    save_best: Callable[[], None]  # write the kept checkpoint (whenever validation improves)
+    load_best: Callable[[], None]  # load it back into ``module``
+    fingerprint: dict[str, Any]  # what must match for a saved run to be resumed
+    epoch_size: int  # units per epoch, for the progress bar and the throughput
     unit: str = "img"
-    score_key: str = "val_accuracy"
-    tiebreak_key: str = "val_loss"  # lower is better; decides between epochs of equal score
-
-    def __init__(self, module: nn.Module) -> None:
-        self.module = module
-
-    @abstractmethod
-    def fingerprint(self) -> dict[str, Any]:
-        """What must match for a saved run to be resumed by this task."""
-
-    @abstractmethod
-    def epoch_size(self) -> int:
-        """Units (samples or groups) in one epoch, for the progress bar and throughput."""
-
-    @abstractmethod
-    def train_epoch(self, optimizer: torch.optim.Optimizer, generator: torch.Generator, advance: Advance) -> dict[str, float]:
-        """One pass over the training data; returns epoch metrics such as ``train_loss``."""
-
-    @abstractmethod
-    def validate(self) -> dict[str, float]:
-        """Validation metrics: ``score_key`` (higher is better) and ``tiebreak_key`` (lower is better)."""
-
-    @abstractmethod
-    def save_best(self, out_dir: Path) -> None:
-        """Write the checkpoint that the run keeps (called whenever validation improves)."""
-
-    @abstractmethod
-    def load_best(self, out_dir: Path) -> None:
-        """Load the kept checkpoint back into ``module``."""
 
 
 @dataclass
@@ -100,6 +94,8 @@ class TrainResult:
 
 @dataclass
 class FitOutcome:
+    """The epochs done so far and the best of them: what `fit` returns and what resume restores."""
+
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_score: float = -math.inf
@@ -119,21 +115,122 @@ def epoch_lr(config: TrainConfig, epoch: int) -> float:
     raise ValueError(f"unknown schedule {config.schedule!r}: use cosine or constant")
 
 
-def check_config(config: TrainConfig) -> None:
+def prepare_run(out_dir: Path, config: TrainConfig, *, resume: bool, overwrite: bool) -> None:
+    """Before any work: reject a bad config, refuse to clobber a run by accident, flush denormals."""
     if config.epochs < 1 or config.batch_size < 1:
         raise ValueError("epochs and batch size must be at least 1")
-    epoch_lr(config, 1)  # rejects an unknown schedule before any work
-
-
-def prepare_run(out_dir: Path, config: TrainConfig, *, resume: bool, overwrite: bool) -> torch.Generator:
-    """Refuse to clobber a run by accident, set up floats and seeds; returns the shuffling generator."""
-    check_config(config)
+    epoch_lr(config, 1)  # rejects an unknown schedule
     if (out_dir / STATE_NAME).exists() and not (resume or overwrite):
         raise CheckpointExistsError(
             f"{out_dir} already holds a training run: pass --resume to continue it or --overwrite to start again"
         )
     flush_denormals()
-    return seed_everything(config.seed)
+
+
+def fit(trainee: Trainee, out_dir: Path, config: TrainConfig, *, resume: bool = False) -> FitOutcome:
+    """Run the epochs not yet done, keeping the best validation epoch; leaves its weights loaded, in eval mode."""
+    state_path = out_dir / STATE_NAME
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.Adam(trainee.module.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                 fused=True)
+    outcome = FitOutcome()
+    if resume and state_path.exists():
+        outcome = _restore(state_path, trainee, optimizer, generator)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(len(outcome.history) + 1, config.epochs + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr(config, epoch)
+        started = time.perf_counter()
+        with tqdm(total=trainee.epoch_size, desc=f"epoch {epoch}/{config.epochs}", unit=trainee.unit, leave=False,
+                  disable=None if config.progress else True) as bar:
+            row: dict[str, float] = {"epoch": epoch, **train_epoch(trainee, optimizer, generator, bar)}
+        seconds = time.perf_counter() - started
+        trainee.module.eval()
+        row.update(trainee.validate())
+        row[f"{trainee.unit}s_per_second"] = trainee.epoch_size / seconds
+        row["seconds"] = seconds
+        improved = outcome.improves(row[trainee.score], row["val_loss"])
+        if improved:
+            outcome.best_epoch, outcome.best_score, outcome.best_tiebreak = epoch, row[trainee.score], row["val_loss"]
+            trainee.save_best()
+        outcome.history.append(row)
+        if config.progress:
+            tqdm.write(f"epoch {epoch:3d}/{config.epochs}  {_format(row)}{'  (best)' if improved else ''}")
+        _save_state(state_path, trainee, optimizer, generator, outcome)
+    trainee.load_best()
+    trainee.module.eval()
+    return outcome
+
+
+def train_epoch(trainee: Trainee, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                bar: tqdm) -> dict[str, float]:
+    """One pass over the batches: ``train_loss`` and each of the steps' counts, per unit."""
+    trainee.module.train()
+    loss_sum = torch.zeros((), device=next(trainee.module.parameters()).device)
+    counts: dict[str, torch.Tensor] = {}
+    seen = 0
+
+    def per_unit() -> dict[str, float]:
+        return {"loss": loss_sum.item() / seen, **{key: count.item() / seen for key, count in counts.items()}}
+
+    for number, batch in enumerate(trainee.batches(generator), 1):
+        step = trainee.step(*batch)
+        optimizer.zero_grad(set_to_none=True)
+        step.loss.backward()
+        optimizer.step()
+        loss_sum += step.loss.detach() * step.size
+        for key, count in step.counts.items():
+            counts[key] = counts.get(key, 0) + count
+        seen += step.size
+        bar.update(step.size)
+        if number % SHOW_EVERY == 0:
+            bar.set_postfix({key: f"{value:.4g}" for key, value in per_unit().items()}, refresh=False)
+    return {f"train_{key}": value for key, value in per_unit().items()}
+
+
+def finish_run(out_dir: Path, title: str, outcome: FitOutcome, test: dict[str, Any],
+               config: TrainConfig) -> TrainResult:
+    """The run's result, with the kept epoch's ``test`` scores; written as metrics.json, report.md and curves.png."""
+    result = TrainResult(out_dir=out_dir, title=title, best_epoch=outcome.best_epoch, best_score=outcome.best_score,
+                         test=test, history=outcome.history, config=asdict(config))
+    write_training_report(result)
+    return result
+
+
+def _restore(state_path: Path, trainee: Trainee, optimizer: torch.optim.Optimizer,
+             generator: torch.Generator) -> FitOutcome:
+    """The saved run's progress, after checking that it is this training's; weights, Adam and stream restored."""
+    state = torch.load(state_path, weights_only=True, map_location="cpu")
+    for key, value in trainee.fingerprint.items():
+        if state["fingerprint"].get(key) != value:
+            raise ValueError(
+                f"cannot resume from {state_path}: it was trained with {key}={state['fingerprint'].get(key)!r}, "
+                f"not {value!r}; use another --out folder or --overwrite"
+            )
+    trainee.module.load_state_dict(state["module"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    return FitOutcome(state["history"], state["best_epoch"], state["best_score"], state["best_tiebreak"])
+
+
+def _save_state(state_path: Path, trainee: Trainee, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                outcome: FitOutcome) -> None:
+    """Everything a resume needs, replaced atomically so that an interrupted write leaves the last epoch's."""
+    tmp = state_path.with_suffix(".tmp")
+    torch.save(
+        {
+            "fingerprint": trainee.fingerprint,
+            "module": trainee.module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "history": outcome.history,
+            "best_epoch": outcome.best_epoch,
+            "best_score": outcome.best_score,
+            "best_tiebreak": outcome.best_tiebreak,
+        },
+        tmp,
+    )
+    os.replace(tmp, state_path)
 
 
 def _format(row: dict[str, float]) -> str:
@@ -147,73 +244,3 @@ def _format(row: dict[str, float]) -> str:
         label = key.replace("_accuracy", "").replace("train_", "train ").replace("val_", "val ")
         parts.append(f"{label} {value:.2%}" if "accuracy" in key else f"{label} {value:.4g}")
     return "  ".join(parts)
-
-
-def fit(
-    task: Task,
-    out_dir: Path,
-    config: TrainConfig,
-    generator: torch.Generator,
-    *,
-    resume: bool = False,
-) -> FitOutcome:
-    """Run the epochs not yet done, keeping the best validation epoch; leaves its weights loaded."""
-    state_path = out_dir / STATE_NAME
-    optimizer = torch.optim.Adam(task.module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    outcome = FitOutcome()
-    if resume and state_path.exists():
-        state = torch.load(state_path, weights_only=True, map_location="cpu")
-        for key, value in task.fingerprint().items():
-            if state["fingerprint"].get(key) != value:
-                raise ValueError(
-                    f"cannot resume from {state_path}: it was trained with {key}={state['fingerprint'].get(key)!r}, "
-                    f"not {value!r}; use another --out folder or --overwrite"
-                )
-        task.module.load_state_dict(state["module"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        outcome = FitOutcome(state["history"], state["best_epoch"], state["best_score"], state["best_tiebreak"])
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    size = task.epoch_size()
-    for epoch in range(len(outcome.history) + 1, config.epochs + 1):
-        for group in optimizer.param_groups:
-            group["lr"] = epoch_lr(config, epoch)
-        started = time.perf_counter()
-        with tqdm(total=size, desc=f"epoch {epoch}/{config.epochs}", unit=task.unit, leave=False,
-                  disable=None if config.progress else True) as bar:
-
-            def advance(units: int, shown: dict[str, float]) -> None:
-                bar.update(units)
-                if shown:
-                    bar.set_postfix({key: f"{value:.4g}" for key, value in shown.items()}, refresh=False)
-
-            row: dict[str, float] = {"epoch": epoch, **task.train_epoch(optimizer, generator, advance)}
-        seconds = time.perf_counter() - started
-        row.update(task.validate())
-        row[f"{task.unit}s_per_second"] = size / seconds
-        row["seconds"] = seconds
-        improved = outcome.improves(row[task.score_key], row[task.tiebreak_key])
-        if improved:
-            outcome.best_epoch, outcome.best_score, outcome.best_tiebreak = epoch, row[task.score_key], row[task.tiebreak_key]
-            task.save_best(out_dir)
-        outcome.history.append(row)
-        if config.progress:
-            tqdm.write(f"epoch {epoch:3d}/{config.epochs}  {_format(row)}{'  (best)' if improved else ''}")
-        tmp = state_path.with_suffix(".tmp")
-        torch.save(
-            {
-                "fingerprint": task.fingerprint(),
-                "module": task.module.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "history": outcome.history,
-                "best_epoch": outcome.best_epoch,
-                "best_score": outcome.best_score,
-                "best_tiebreak": outcome.best_tiebreak,
-            },
-            tmp,
-        )
-        os.replace(tmp, state_path)
-    task.load_best(out_dir)
-    return outcome

@@ -1,4 +1,4 @@
-"""Training parity models (paper section V): F_P learns to output what the code's decoder needs.
+"""Training parity models (paper section III): one model per parity of a fixed code.
 
 For a code with parities P_j = encode(X_1..X_k)_j, parity model j is trained (MSE by default)
 towards the code's target, e.g. F(X_1) + ... + F(X_k) for the sum code. The base model F is frozen
@@ -16,10 +16,11 @@ from torch import nn
 
 from parm.codes import Code
 from parm.data.dataset import Dataset
-from parm.models import ModelCard, build_model, load_checkpoint, save_checkpoint
+from parm.models import ModelCard, build_model, load_checkpoint
 from parm.models.init import paper_init
-from parm.training.coded import BaseModel, CodedTask, CodedTrainConfig, train_coded
-from parm.training.loop import TrainResult
+from parm.runs import ParityRun
+from parm.training.coded import CodedTrainConfig, CodedTraining, choose_loss
+from parm.training.loop import Step, TrainResult, fit
 
 INITS = ("base", "paper", "default")
 LOSSES = {"mse": nn.functional.mse_loss, "l1": nn.functional.l1_loss, "smooth-l1": nn.functional.smooth_l1_loss}
@@ -31,10 +32,6 @@ class ParityTrainConfig(CodedTrainConfig):
 
     loss: str = "mse"
     init: str = "base"  # start from F's weights ("base"), the paper's scheme ("paper") or torch's ("default")
-
-
-def parity_path(out_dir: Path, index: int) -> Path:
-    return out_dir / f"parity-{index}.safetensors"
 
 
 def build_parity_models(
@@ -55,35 +52,6 @@ def build_parity_models(
     return models
 
 
-class ParityTask(CodedTask):
-    """The r parity models of one code, trained on groups of k training samples drawn without replacement."""
-
-    def __init__(self, models: nn.ModuleList, cards: list[ModelCard], code: Code, dataset: Dataset, base: BaseModel,
-                 config: ParityTrainConfig, device: torch.device) -> None:
-        if config.loss not in LOSSES:
-            raise ValueError(f"unknown loss {config.loss!r}: use one of {', '.join(LOSSES)}")
-        super().__init__(models, code, dataset, base, config, device)
-        self.cards = cards
-
-    @property
-    def parity_models(self) -> list[nn.Module]:
-        return list(self.module)
-
-    def batch_loss(self, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        parities = self.code.encode(x)
-        targets = self.code.parity_targets(self.train_outputs[index])
-        predicted = torch.stack([model(parities[:, j]) for j, model in enumerate(self.module)], dim=1)
-        return LOSSES[self.config.loss](predicted, targets)
-
-    def save_best(self, out_dir: Path) -> None:
-        for j, (model, card) in enumerate(zip(self.module, self.cards)):
-            save_checkpoint(model, card, parity_path(out_dir, j))
-
-    def load_best(self, out_dir: Path) -> None:
-        for j, model in enumerate(self.module):
-            load_checkpoint(parity_path(out_dir, j), model)
-
-
 def train_parity(
     base_path: str | Path,
     dataset: Dataset,
@@ -97,18 +65,37 @@ def train_parity(
 ) -> TrainResult:
     """Train the r parity models of ``code`` for the base model checkpointed at ``base_path``.
 
-    Writes ``parity-J.safetensors`` + ``.json`` per parity model besides the files of every coded
-    run (`parm.training.coded.train_coded`).
+    With ``init`` "paper" or "default" the parity models' first weights come from torch's global
+    generator: seed it first (`parm.runtime.seed_everything`) for a reproducible run. Writes
+    ``parity-J.safetensors`` + ``.json`` per parity model, ``code.json``, ``metrics.json``
+    (degraded-mode test scores), ``report.md``, ``curves.png`` and ``train_state.pt``.
     """
     config = config or ParityTrainConfig()
+    criterion = choose_loss(LOSSES, config.loss)
+    coded = CodedTraining(base_path, dataset, code, out_dir, config, resume=resume, overwrite=overwrite)
+    base = coded.base
+    models = build_parity_models(base.model, base.card, code.r, architecture=architecture, init=config.init)
+    models.to(coded.device)
+    extra = {"role": "parity", "code": code.spec(), "base": str(base.run.weights), "dataset_args": dataset.load_args}
+    cards = [ModelCard(architecture or base.card.model, base.card.input_shape, base.card.classes, dataset.name,
+                       dataset.split_seed, base.card.preprocess, {**extra, "index": j}) for j in range(code.r)]
+    run = coded.create_run(ParityRun)
 
-    def make_task(base: BaseModel, device: torch.device) -> ParityTask:
-        models = build_parity_models(base.model, base.card, code.r, architecture=architecture, init=config.init)
-        extra = {"role": "parity", "code": code.spec(), "base": str(base.weights), "dataset_args": dataset.load_args}
-        cards = [ModelCard(architecture or base.card.model, base.card.input_shape, base.card.classes, dataset.name,
-                           dataset.split_seed, base.card.preprocess, {**extra, "index": j}) for j in range(code.r)]
-        return ParityTask(models, cards, code, dataset, base, config, device)
+    def step(index: torch.Tensor, x: torch.Tensor) -> Step:
+        """Each parity model's output on its parity, against the code's target for it (e.g. F(X_1) + F(X_2))."""
+        parities = code.encode(x)
+        targets = code.parity_targets(coded.train_outputs[index])
+        predicted = torch.stack([model(parities[:, j]) for j, model in enumerate(models)], dim=1)
+        return Step(criterion(predicted, targets), len(index))
 
-    title = f"{code.name} code (k={code.k}, r={code.r}) parity models"
-    return train_coded(base_path, dataset, code, out_dir, config=config, make_task=make_task, title=title,
-                       resume=resume, overwrite=overwrite)
+    def save_best() -> None:
+        for j, (model, card) in enumerate(zip(models, cards)):
+            run.save_parity_model(j, model, card)
+
+    def load_best() -> None:
+        for j, model in enumerate(models):
+            load_checkpoint(run.parity_checkpoint(j), model)
+
+    trainee = coded.trainee(models, step, list(models), save_best=save_best, load_best=load_best)
+    outcome = fit(trainee, run.path, config, resume=resume)
+    return coded.finish(f"{code.name} code (k={code.k}, r={code.r}) parity models", outcome, list(models))

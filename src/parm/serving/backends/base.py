@@ -42,8 +42,9 @@ class Backend(ABC):
         """Send a batch (float32, (n, *input_shape)) to an idle instance without waiting for it."""
 
     @abstractmethod
-    def kill(self, instance: int, *, restart: bool = True) -> None:
-        """Kill an instance now (fault injection); it is restarted unless ``restart`` is False."""
+    def kill(self, instance: int, *, restart: bool = True, restart_after: float = 0.0) -> None:
+        """Kill an instance now (fault injection): its batches are reported lost and it is restarted, or, with
+        ``restart=False``, stays down (fail-stop). ``restart_after``: seconds at least before it is back."""
 
     @abstractmethod
     async def stop(self) -> None:

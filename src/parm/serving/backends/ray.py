@@ -113,12 +113,13 @@ class RayBackend(Backend):
         ref = slot.actor.run.remote(inputs)
         slot.running[batch_id] = self._loop_().create_task(self._finish(slot, slot.generation, batch_id, ref))
 
-    def kill(self, instance: int, *, restart: bool = True) -> None:
-        """Kill an instance's actor (fault injection): its batches are reported lost; it is restarted unless
-        ``restart`` is False (fail-stop)."""
+    def kill(self, instance: int, *, restart: bool = True, restart_after: float = 0.0) -> None:
+        """Kill an instance's actor (fault injection): its batches are reported lost; it is restarted
+        ``restart_after`` seconds later unless ``restart`` is False (fail-stop)."""
         slot = self._slots[instance]
         if slot.actor is not None:
-            self._died(slot, slot.generation, f"instance {instance} was killed", restart=restart)
+            self._died(slot, slot.generation, f"instance {instance} was killed", restart=restart,
+                       restart_after=restart_after)
 
     async def stop(self) -> None:
         self._stopped = True
@@ -171,7 +172,8 @@ class RayBackend(Backend):
         del slot.running[batch_id]
         self._events_().on_result(slot.spec.id, batch_id, outputs if outputs.flags.writeable else outputs.copy())
 
-    def _died(self, slot: _Slot, generation: int, reason: str, *, restart: bool = True) -> None:
+    def _died(self, slot: _Slot, generation: int, reason: str, *, restart: bool = True,
+              restart_after: float = 0.0) -> None:
         """The one path for a dead instance: report its batches lost once, then start a replacement."""
         if self._stopped or generation != slot.generation or slot.actor is None:
             return
@@ -183,12 +185,15 @@ class RayBackend(Backend):
         slot.generation += 1
         _kill_quietly(old)
         if restart:
-            self._spawn(self._restart(slot, slot.generation))
+            self._spawn(self._restart(slot, slot.generation, restart_after))
         log.warning("%s; %d batch(es) lost%s", reason, len(lost), ", restarting it" if restart else "")
         self._events_().on_failure(slot.spec.id, lost, reason)
 
-    async def _restart(self, slot: _Slot, generation: int) -> None:
-        """Start a replacement actor and announce it once it answers; give up after a few failed tries."""
+    async def _restart(self, slot: _Slot, generation: int, delay: float = 0.0) -> None:
+        """Start a replacement actor (``delay`` seconds on) and announce it once it answers; give up after a
+        few failed tries."""
+        if delay > 0:
+            await asyncio.sleep(delay)  # an injected fault's downtime, not synchronisation
         for attempt in range(1, _RESTART_ATTEMPTS + 1):
             actor = self._create_actor(slot.spec)
             try:

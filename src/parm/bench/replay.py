@@ -1,0 +1,105 @@
+"""Replay test-split queries through a real server and score its answers by kind.
+
+This is `make demo`'s last step and the check that served reconstructions are as accurate as the
+offline evaluation says: a local server on loopback, one instance optionally slowed or killed
+mid-load, tritonclient senders, and a table of answers (original, reconstructed, default) with their
+accuracy against the true labels and the offline A_d beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tritonclient.http as triton
+from tqdm import tqdm
+
+from parm.bench.harness import serve_locally
+from parm.runs import open_run
+from parm.serving.core.coordinator import ANSWER_KINDS
+from parm.serving.runtime.deployment import INPUT_NAME, OUTPUT_NAME, ServeOptions, build_deployment
+
+
+@dataclass
+class ReplayReport:
+    """What came back: counts and accuracy per answer kind, client-side latency, and offline A_d."""
+
+    run: str
+    mode: str
+    queries: int
+    answered: int
+    counts: dict[str, int]
+    accuracy: dict[str, float | None]
+    killed_instance: int | None = None
+    instance_failures: int = 0
+    offline_degraded_accuracy: float | None = None
+    options: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    def table(self) -> str:
+        rows = ["| answer | queries | accuracy |", "|---|---|---|"]
+        for kind in ANSWER_KINDS:
+            accuracy = self.accuracy[kind]
+            rows.append(f"| {kind} | {self.counts[kind]} | {'-' if accuracy is None else f'{accuracy:.2%}'} |")
+        if self.offline_degraded_accuracy is not None:
+            rows.append(f"| offline A_d (`parm evaluate`) | | {self.offline_degraded_accuracy:.2%} |")
+        return "\n".join(rows)
+
+
+def replay(
+    source: str | Path, options: ServeOptions, *, queries: int = 300, concurrency: int = 8,
+    kill: tuple[int, int] | None = None, seed: int = 0, progress: bool = True,
+) -> ReplayReport:
+    """Serve ``source`` and send it ``queries`` test-split queries; ``kill=(instance, after)`` crashes that
+    instance (SIGKILL of its process) once ``after`` answers are in."""
+    source = Path(source)
+    dataset = open_run(source).base.dataset()
+    order = np.random.default_rng(seed).permutation(len(dataset.test))[:queries]
+    inputs = dataset.preprocess(dataset.test.x[order]).numpy()
+    labels = dataset.test.y[order].numpy()
+    deployment = build_deployment(source, options)
+    done, answered, lock = threading.Event(), [0], threading.Lock()
+    clients = threading.local()
+    bar = tqdm(total=len(inputs), desc=f"replay {options.mode}", unit="query", disable=not progress)
+
+    def send(x: np.ndarray) -> tuple[int, str]:
+        if not hasattr(clients, "client"):
+            clients.client = triton.InferenceServerClient(served.address)
+        tensor = triton.InferInput(INPUT_NAME, [1, *x.shape], "FP32")
+        tensor.set_data_from_numpy(x[None])
+        result = clients.client.infer(deployment.model.name, [tensor])
+        with lock:
+            answered[0] += 1
+            bar.update()
+            if kill is not None and answered[0] == kill[1]:
+                done.set()
+        return int(result.as_numpy(OUTPUT_NAME).argmax()), result.get_response()["parameters"]["answer"]
+
+    with serve_locally(deployment) as served, ThreadPoolExecutor(concurrency) as pool:
+        futures = [pool.submit(send, x) for x in inputs]
+        if kill is not None and done.wait(timeout=600):
+            served.kill(kill[0])
+        results = [future.result() for future in futures]
+    bar.close()
+    return _report(source, options, results, labels, kill, served.instance_failures())
+
+
+def _report(source: Path, options: ServeOptions, results: list[tuple[int, str]], labels: np.ndarray,
+            kill: tuple[int, int] | None, failures: int) -> ReplayReport:
+    predicted = np.array([r[0] for r in results])
+    kinds = np.array([r[1] for r in results])
+    counts = {kind: int((kinds == kind).sum()) for kind in ANSWER_KINDS}
+    accuracy = {kind: float((predicted[kinds == kind] == labels[kinds == kind]).mean()) if counts[kind] else None
+                for kind in ANSWER_KINDS}
+    evaluation = source / "evaluation" / "evaluation.json"  # written by `parm evaluate`
+    offline = json.loads(evaluation.read_text())[0]["degraded_accuracy"] if evaluation.is_file() else None
+    return ReplayReport(str(source), options.mode, len(labels), len(results), counts, accuracy,
+                        kill[0] if kill else None, failures, offline,
+                        {k: v for k, v in asdict(options).items() if k != "delays"} | {"delays": dict(options.delays)})
+

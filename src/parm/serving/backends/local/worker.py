@@ -1,0 +1,105 @@
+"""The process behind local instances: ``python -m parm.serving.backends.local.worker``, started by the local backend.
+
+Its first stdin frame lists the instances it hosts (one, or many emulated ones on a small machine).
+It loads their models (one copy per checkpoint), says each is ready, then computes every batch
+frame as it arrives and writes its output frame once `ModelInstance.compute` says it is due; while
+an answer is held it keeps reading, so a held instance never delays the others. A ``kill`` frame
+crashes one hosted instance (dropping what it held) and, if asked, restarts it, announcing it ready
+``restart_after`` seconds later. The process exits when stdin closes (its frontend is gone).
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import itertools
+import select
+import sys
+import time
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from parm.models import load_checkpoint
+from parm.serving.backends.local.wire import pack, read_frame_sync
+from parm.serving.instance import InstanceSpec, ModelInstance
+from parm.workload.shuffle_traffic import start_endpoint
+
+
+class Host:
+    """The instances of one worker process and the frames they hold, earliest due first."""
+
+    def __init__(self, specs: list[InstanceSpec], stdout: BinaryIO) -> None:
+        self.specs, self.stdout = {spec.id: spec for spec in specs}, stdout
+        models = {path: load_checkpoint(path)[0] for path in {spec.checkpoint for spec in specs if spec.checkpoint}}
+        self.instances = {spec.id: ModelInstance(spec, models.get(spec.checkpoint)) for spec in specs}
+        # Frames waiting for their time, earliest first: (due, order, instance, header, outputs or None).
+        self.held: list[tuple[float, int, int, dict[str, Any], np.ndarray | None]] = []
+        self.order = itertools.count()
+
+    def announce(self, instance: int, after: float = 0.0) -> None:
+        """Queue ``instance``'s ready frame (with its shuffle endpoint's port, if it runs one) ``after`` seconds on."""
+        spec = self.specs[instance]
+        ready: dict[str, Any] = {"ready": instance}
+        if spec.shuffle_endpoint:
+            ready["shuffle_port"] = start_endpoint()
+        heapq.heappush(self.held, (time.perf_counter() + after, next(self.order), instance, ready, None))
+
+    def handle(self, header: dict[str, Any], inputs: np.ndarray | None) -> None:
+        """A batch to compute, or a ``kill`` of one instance (restarted with a fresh model if asked, and announced
+        ready ``restart_after`` seconds later, as a real restart would take)."""
+        if "kill" in header:
+            instance = header["kill"]
+            self.held = [entry for entry in self.held if entry[2] != instance]
+            heapq.heapify(self.held)
+            del self.instances[instance]
+            if header.get("restart", True):
+                self.instances[instance] = ModelInstance(self.specs[instance])
+                self.announce(instance, header.get("restart_after", 0.0))
+            return
+        instance = header["instance"]
+        outputs, due = self.instances[instance].compute(inputs)
+        heapq.heappush(self.held, (due, next(self.order), instance, {"batch": header["batch"], "instance": instance},
+                                   outputs))
+
+    def release_due(self) -> None:
+        """Write every frame whose time has come: answers, and ready frames of restarted instances."""
+        now, sent = time.perf_counter(), False
+        while self.held and self.held[0][0] <= now:
+            _, _, _, header, outputs = heapq.heappop(self.held)
+            self.stdout.write(pack(header, outputs))
+            sent = True
+        if sent:
+            self.stdout.flush()
+
+    def wait(self) -> float | None:
+        """Seconds until the next held answer is due (None: nothing held)."""
+        return max(0.0, self.held[0][0] - time.perf_counter()) if self.held else None
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    first = read_frame_sync(stdin)
+    if first is None or "instances" not in first[0]:
+        sys.exit("parm.serving.backends.local.worker: the first frame must list the instances to host")
+    host = Host([InstanceSpec.from_dict(spec) for spec in first[0]["instances"]], stdout)
+    gc.freeze()  # torch and the models live as long as the process: a full collection over them would stall a call
+    for instance in host.specs:
+        host.announce(instance)
+    host.release_due()
+    while True:
+        if select.select([stdin], [], [], host.wait())[0]:  # select's timeout has microsecond resolution
+            frame = read_frame_sync(stdin)
+            if frame is None:
+                return
+            host.handle(*frame)
+        host.release_due()
+
+
+def main() -> None:
+    if len(sys.argv) != 1 or sys.stdin.isatty():
+        sys.exit("usage: python -m parm.serving.backends.local.worker (started by `parm serve` and `parm bench`, not by hand)")
+    serve(sys.stdin.buffer.raw, sys.stdout.buffer)  # unbuffered stdin: select must see every unread byte
+
+
+if __name__ == "__main__":
+    main()

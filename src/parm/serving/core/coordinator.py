@@ -1,0 +1,397 @@
+"""The coded-dispatch logic, without I/O: events in, actions out.
+
+A `Coordinator` forms coding groups of k queries in arrival order, queues originals for the base
+instances and (once a group is complete, or has waited long enough) the code's r parity queries for
+the parity instances, and answers every query exactly once with the first of: its own prediction, a
+reconstruction decoded as soon as any k of the group's k + r outputs are in, or the default
+prediction at its deadline. It holds no sockets, processes or clocks: the HTTP frontend, both
+backends, the simulator and the tests drive the same object by calling
+
+    submit(query, x, now)        a query arrived (encode=False: its group's parities wait for encode(now))
+    on_result(instance, batch, outputs, now)
+    on_failure(instance, batches, now)   an instance died; its batches are lost
+    on_ready(instance, now)      an instance (re)started
+    tick(now)                    a timer (deadline, group wait, hedge) is due: see next_timer()
+
+each of which returns the actions to carry out: `Dispatch` a batch to an idle instance, `Answer` a
+query. The four redundancy modes differ only in their pools and two switches: a codec (parm) and a
+hedging delay (hedged); `none` and `equal-resources` are the same logic with fewer or more instances.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from parm.serving.core.pools import BASE_POOL, Pool, parity_pool
+
+# How a query was answered (the response parameter ``answer``).
+ORIGINAL, RECONSTRUCTED, DEFAULT = "original", "reconstructed", "default"
+ANSWER_KINDS = (ORIGINAL, RECONSTRUCTED, DEFAULT)
+
+
+class GroupCodec(Protocol):
+    """The code as the coordinator uses it: batches of groups to encode and to decode."""
+
+    def encode(self, groups: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+        """The r parity queries of each group, from its members' inputs (a short group is padded with zeros)."""
+
+    def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
+        """Original outputs (B, k, m) from outputs (B, k + r, m) and an availability mask (B, k + r)."""
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    """The switches of one frontend. ``codec`` None: no coding; ``hedge_after`` None: no hedging."""
+
+    k: int = 2
+    r: int = 1
+    batch_size: int = 1
+    group_wait: float = 0.005
+    deadline: float | None = None
+    hedge_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.r < 1 or self.batch_size < 1:
+            raise ValueError(f"k, r and batch_size must be >= 1, got {self.k}, {self.r}, {self.batch_size}")
+        for name in ("group_wait", "deadline", "hedge_after"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 seconds, got {value}")
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Run ``inputs`` (n, *input_shape) on ``instance`` and report them as batch ``batch``."""
+
+    instance: int
+    batch: int
+    inputs: np.ndarray
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Query ``query`` is answered with ``output`` (original, reconstructed or default)."""
+
+    query: int
+    output: np.ndarray | None
+    kind: str
+    latency: float
+
+
+class _Task:
+    """One unit of instance work: a query's original (or hedge copy), or one parity of a group."""
+
+    __slots__ = ("query", "group", "slot", "pool", "payload", "cancelled", "queued")
+
+    def __init__(self, query: int | None, group: int | None, slot: int, pool: Pool, payload: np.ndarray) -> None:
+        self.query, self.group, self.slot, self.pool, self.payload = query, group, slot, pool, payload
+        self.cancelled = self.queued = False
+
+
+class _Query:
+    __slots__ = ("arrived", "group", "tasks", "answered")
+
+    def __init__(self, arrived: float) -> None:
+        self.arrived = arrived
+        self.group: int | None = None
+        self.tasks: list[_Task] = []
+        self.answered = False
+
+
+class _Group:
+    """A coding group: its members, the k + r outputs that arrived, and its parity tasks."""
+
+    __slots__ = ("members", "inputs", "outputs", "available", "encoded", "parities", "pending")
+
+    def __init__(self, slots: int, width: int) -> None:
+        self.members: list[int] = []
+        self.inputs: list[Any] = []
+        self.outputs = np.zeros((slots, width), dtype=np.float32)
+        self.available = np.zeros(slots, dtype=bool)
+        self.encoded = False
+        self.parities: list[_Task] = []
+        self.pending = 0  # members not answered yet
+
+
+class Coordinator:
+    """Groups, encodes, dispatches, decodes and answers; see the module docstring for the protocol."""
+
+    def __init__(
+        self,
+        config: CoordinatorConfig,
+        pools: Mapping[Pool, Iterable[int]],
+        *,
+        codec: GroupCodec | None = None,
+        pad_output: np.ndarray | None = None,
+        default_output: np.ndarray | None = None,
+    ) -> None:
+        self.config, self.codec = config, codec
+        self.pad_output, self.default_output = pad_output, default_output
+        if BASE_POOL not in pools:
+            raise ValueError(f"a coordinator needs a {BASE_POOL!r} pool, got {sorted(pools)}")
+        if codec is not None:
+            missing = [parity_pool(j) for j in range(config.r) if parity_pool(j) not in pools]
+            if missing:
+                raise ValueError(f"coded dispatch needs instances for {', '.join(missing)}")
+            if pad_output is None:
+                raise ValueError("coded dispatch needs pad_output, F's output for a zero input (short groups)")
+        self._idle: dict[Pool, deque[int]] = {pool: deque(ids) for pool, ids in pools.items()}
+        self._pool_of = {instance: pool for pool, ids in self._idle.items() for instance in ids}
+        self._queues: dict[Pool, deque[_Task]] = {pool: deque() for pool in pools}
+        self._queued = dict.fromkeys(pools, 0)
+        self._down: set[int] = set()
+        self._busy: dict[int, tuple[int, list[_Task]]] = {}  # batch -> (instance, tasks)
+        self._queries: dict[int, _Query] = {}
+        self._groups: dict[int, _Group] = {}
+        self._open: int | None = None
+        self._closed: list[int] = []  # groups complete (or timed out) and not encoded yet
+        self._timers: list[tuple[float, int, str, int]] = []
+        self._ids = itertools.count()
+        self._batches = itertools.count()
+
+    # ---- events -------------------------------------------------------------------------------------
+
+    def submit(self, query: int, x: np.ndarray, now: float, *, encode: bool = True) -> list[Dispatch | Answer]:
+        """A query arrived with input ``x``: send its original and add it to the open coding group.
+
+        A group this query completes is encoded at once, or, with ``encode=False``, at the next `encode`
+        call: the frontend sends a request's originals first and encodes their groups after, in one batch,
+        so that no original waits for an encoding.
+        """
+        if query in self._queries:
+            raise ValueError(f"query {query} was already submitted")
+        state = self._queries[query] = _Query(now)
+        self._push(_Task(query, None, 0, BASE_POOL, x), state)
+        if self.config.deadline is not None:
+            self._timer(now + self.config.deadline, "deadline", query)
+        if self.config.hedge_after is not None:
+            self._timer(now + self.config.hedge_after, "hedge", query)
+        if self.codec is not None:
+            self._join_group(query, state, x, now)
+        actions = self._pump([])
+        return actions + self.encode(now) if encode else actions
+
+    def encode(self, now: float) -> list[Dispatch | Answer]:
+        """Encode every group closed since the last call, in one batched codec call, and queue their parities."""
+        self._encode_closed()
+        return self._pump([])
+
+    def on_result(self, instance: int, batch: int, outputs: Sequence[Any], now: float) -> list[Dispatch | Answer]:
+        """A batch finished: answer its queries, record outputs in their groups, decode what can be."""
+        actions: list[Dispatch | Answer] = []
+        holder, tasks = self._busy.pop(batch)
+        if holder != instance:
+            raise ValueError(f"batch {batch} ran on instance {holder}, not {instance}")
+        touched: dict[int, _Group] = {}
+        for task, output in zip(tasks, outputs, strict=True):
+            if task.query is not None:
+                self._answer(task.query, output, ORIGINAL, now, actions)
+            group = self._groups.get(task.group) if task.group is not None else None
+            if group is not None:
+                group.outputs[task.slot] = output
+                group.available[task.slot] = True
+                touched[task.group] = group
+        self._decode([gid for gid, group in touched.items() if self._decodable(group)], now, actions)
+        self._release(instance)
+        return self._pump(actions)
+
+    def on_failure(self, instance: int, batches: Iterable[int], now: float) -> list[Dispatch | Answer]:
+        """``instance`` died: it is down until `on_ready`, and work it lost that still matters runs again."""
+        self._down.add(instance)
+        self._idle[self._pool_of[instance]] = deque(i for i in self._idle[self._pool_of[instance]] if i != instance)
+        for batch in batches:
+            _, tasks = self._busy.pop(batch)
+            for task in reversed(tasks):
+                if self._useful(task):
+                    self._push(task, front=True)
+        return self._pump([])
+
+    def on_ready(self, instance: int, now: float) -> list[Dispatch | Answer]:
+        """``instance`` (re)started and takes work."""
+        self._down.discard(instance)
+        self._release(instance)
+        return self._pump([])
+
+    def tick(self, now: float) -> list[Dispatch | Answer]:
+        """Fire every timer due by ``now``: deadlines, group waits and hedges."""
+        actions: list[Dispatch | Answer] = []
+        while self._timers and self._timers[0][0] <= now:
+            _, _, kind, ref = heapq.heappop(self._timers)
+            if not self._live(kind, ref):
+                continue
+            if kind == "group":
+                self._close_group()
+            elif kind == "deadline":
+                self._answer(ref, self.default_output, DEFAULT, now, actions)
+            else:  # hedge
+                state = self._queries[ref]
+                self._push(_Task(ref, None, 0, BASE_POOL, state.tasks[0].payload), state)
+        self._encode_closed()
+        return self._pump(actions)
+
+    def next_timer(self) -> float | None:
+        """When `tick` next has something to do (None: no timer pending); timers made moot (a group that
+        filled up, a query answered) are dropped here, so that the frontend does not wake up for them."""
+        while self._timers and not self._live(*self._timers[0][2:]):
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def _live(self, kind: str, ref: int) -> bool:
+        """Whether a timer still has something to do: its group is still open, its query unanswered."""
+        if kind == "group":
+            return ref == self._open
+        state = self._queries.get(ref)
+        return state is not None and not state.answered
+
+    # ---- what the frontend reports ---------------------------------------------------------------
+
+    def queue_depths(self) -> dict[Pool, int]:
+        """Live (not cancelled) tasks waiting per pool."""
+        return dict(self._queued)
+
+    @property
+    def pending(self) -> int:
+        """Queries submitted and not answered yet."""
+        return len(self._queries)
+
+    # ---- grouping and coding -------------------------------------------------------------------------
+
+    def _join_group(self, query: int, state: _Query, x: np.ndarray, now: float) -> None:
+        if self._open is None:
+            self._open = next(self._ids)
+            self._groups[self._open] = _Group(self.config.k + self.config.r, len(self.pad_output))
+            self._timer(now + self.config.group_wait, "group", self._open)
+        group = self._groups[self._open]
+        state.group = self._open
+        state.tasks[0].group, state.tasks[0].slot = self._open, len(group.members)
+        group.members.append(query)
+        group.inputs.append(x)
+        group.pending += 1
+        if len(group.members) == self.config.k:
+            self._close_group()
+
+    def _close_group(self) -> None:
+        """No more members for the open group: it waits for `_encode_closed`."""
+        self._closed.append(self._open)
+        self._open = None
+
+    def _encode_closed(self) -> None:
+        """Encode the closed groups (short ones padded with zero inputs) in one batch and queue their parities."""
+        closed, self._closed = self._closed, []
+        groups = []
+        for gid in closed:
+            if self._groups[gid].pending == 0:  # every member already answered: its parities would be useless
+                del self._groups[gid]
+            else:
+                groups.append((gid, self._groups[gid]))
+        if not groups:
+            return
+        k, r = self.config.k, self.config.r
+        parities = self.codec.encode([group.inputs for _, group in groups])
+        for (gid, group), group_parities in zip(groups, parities, strict=True):
+            members = len(group.members)
+            group.outputs[members:k] = self.pad_output  # a zero input's output, F(0), is known in advance
+            group.available[members:k] = True
+            group.inputs, group.encoded = [], True
+            for j in range(r):
+                task = _Task(None, gid, k + j, parity_pool(j), group_parities[j])
+                group.parities.append(task)
+                self._push(task)
+
+    def _decodable(self, group: _Group) -> bool:
+        return group.encoded and group.pending > 0 and int(group.available.sum()) >= self.config.k
+
+    def _decode(self, gids: list[int], now: float, actions: list[Dispatch | Answer]) -> None:
+        """Decode every group that can be, in one batched call, and answer their unanswered members."""
+        if not gids:
+            return
+        groups = [self._groups[gid] for gid in gids]
+        outputs = np.stack([group.outputs for group in groups])
+        masks = np.stack([group.available for group in groups])
+        rebuilt = self.codec.decode(outputs, masks)
+        for group, rows in zip(groups, rebuilt, strict=True):
+            for slot, query in enumerate(group.members):
+                state = self._queries.get(query)
+                if state is not None and not state.answered:
+                    self._answer(query, rows[slot], RECONSTRUCTED, now, actions)
+
+    # ---- answering and cancelling --------------------------------------------------------------------
+
+    def _answer(self, query: int, output: Any, kind: str, now: float, actions: list[Dispatch | Answer]) -> None:
+        state = self._queries.get(query)
+        if state is None or state.answered:
+            return
+        state.answered = True
+        del self._queries[query]
+        for task in state.tasks:  # a still-queued original (or hedge copy) is now useless
+            self._cancel(task)
+        actions.append(Answer(query, output, kind, now - state.arrived))
+        group = self._groups.get(state.group) if state.group is not None else None
+        if group is not None:
+            group.pending -= 1
+            if group.pending == 0 and group.encoded:  # the group is done: drop its queued parities
+                for task in group.parities:
+                    self._cancel(task)
+                del self._groups[state.group]
+
+    def _cancel(self, task: _Task) -> None:
+        if not task.cancelled:
+            task.cancelled = True
+            if task.queued:
+                self._queued[task.pool] -= 1
+
+    def _useful(self, task: _Task) -> bool:
+        """Whether a lost task still matters: its query is unanswered, or its group still decodes."""
+        if task.query is not None:
+            return task.query in self._queries
+        group = self._groups.get(task.group)
+        return group is not None and group.pending > 0
+
+    # ---- queues and instances ------------------------------------------------------------------------
+
+    def _push(self, task: _Task, state: _Query | None = None, *, front: bool = False) -> None:
+        """Queue a task (a lost one goes back to the front); ``state``: the query it answers, if new."""
+        if state is not None:
+            state.tasks.append(task)
+        queue = self._queues[task.pool]
+        queue.appendleft(task) if front else queue.append(task)
+        task.queued = True
+        self._queued[task.pool] += 1
+
+    def _timer(self, at: float, kind: str, ref: int) -> None:
+        heapq.heappush(self._timers, (at, next(self._ids), kind, ref))
+
+    def _release(self, instance: int) -> None:
+        if instance not in self._down:
+            self._idle[self._pool_of[instance]].append(instance)
+
+    def _pump(self, actions: list[Dispatch | Answer]) -> list[Dispatch | Answer]:
+        """Give queued work to idle instances, up to ``batch_size`` tasks each."""
+        for pool, queue in self._queues.items():
+            idle = self._idle[pool]
+            while idle and queue:
+                tasks: list[_Task] = []
+                while queue and len(tasks) < self.config.batch_size:
+                    task = queue.popleft()
+                    task.queued = False
+                    if not task.cancelled:
+                        self._queued[pool] -= 1
+                        tasks.append(task)
+                if not tasks:
+                    break
+                instance, batch = idle.popleft(), next(self._batches)
+                self._busy[batch] = (instance, tasks)
+                actions.append(Dispatch(instance, batch, _rows([task.payload for task in tasks])))
+        return actions
+
+
+def _rows(payloads: list[np.ndarray]) -> np.ndarray:
+    """One batch from its queries' inputs (one query: a view, not a copy)."""
+    return payloads[0][None] if len(payloads) == 1 else np.stack(payloads)

@@ -1,0 +1,352 @@
+"""The Open Inference Protocol (KServe v2) REST requests, with Triton's binary tensor data extension.
+
+Pure functions from bytes to validated arrays (their answers: `parm.serving.http.responses`), so the HTTP layer
+stays thin and every validation rule is testable without a server. Failures raise `ProtocolError` with the HTTP status to answer and a message that tells the client
+what was wrong and how to fix it; the request is never silently repaired (no casts, no reshapes beyond row-major).
+
+Binary tensor data: when the ``Inference-Header-Content-Length`` HTTP header is present, the body is a JSON header of
+that many bytes followed by the raw little-endian bytes of each input that declares ``parameters.binary_data_size``,
+in input order. Responses use the same layout for outputs the client asked to get in binary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from parm.serving.http.model import ModelInfo, TensorSpec
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+# Open Inference Protocol datatype -> numpy dtype as it travels on the wire (little-endian).
+WIRE_DTYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype("?"),
+    "UINT8": np.dtype("u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
+# The numpy kinds a JSON ``data`` list may hold for each datatype family: ints are fine for floats, not the reverse.
+_JSON_KINDS = {"b": "b", "u": "iu", "i": "iu", "f": "iuf"}
+
+
+class ProtocolError(Exception):
+    """A request the protocol rejects; ``status`` is the HTTP status to answer with (400, 404, 413, 415)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RequestedOutput(NamedTuple):
+    """An output the client named, and whether it wants it as binary tensor data."""
+
+    name: str
+    binary: bool
+
+
+@dataclass
+class InferRequest:
+    """A validated inference request: inputs are native-endian arrays of the declared shape, batch first."""
+
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    outputs: list[RequestedOutput] | None = None
+    binary_output: bool = False
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        """The number of queries n (every input's first dimension)."""
+        return next(iter(self.inputs.values())).shape[0]
+
+
+def check_model(model: ModelInfo, name: str, version: str | None = None) -> None:
+    """Raise 404 unless the path names the served model (and, if given, its version)."""
+    if name != model.name:
+        raise ProtocolError(404, f"unknown model '{name}'; this server serves model '{model.name}'")
+    if version is not None and version != model.version:
+        raise ProtocolError(404, f"model '{name}' has no version '{version}'; available versions: ['{model.version}']")
+
+
+# ------------------------------------------------------------------------------------------------------ body framing
+
+
+def body_too_large(limit: int, size: int | None = None) -> ProtocolError:
+    """The 413 for a body over ``limit`` bytes (``size`` when known up front, from Content-Length)."""
+    got = f"of {size} bytes " if size is not None else ""
+    return ProtocolError(413, f"request body {got}exceeds the server's limit of {limit} bytes; "
+                              "send fewer queries per request")
+
+
+def parse_content_length(value: str | None, limit: int) -> int | None:
+    """The declared body size, rejecting (413) a body over ``limit`` before it is read."""
+    if value is None:
+        return None
+    size = _header_int("Content-Length", value)
+    if size > limit:
+        raise body_too_large(limit, size)
+    return size
+
+
+def parse_header_length(value: str | None) -> int | None:
+    """The ``Inference-Header-Content-Length`` header as an int (None: the whole body is JSON)."""
+    return None if value is None else _header_int(HEADER_LENGTH, value)
+
+
+def _header_int(header: str, value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ProtocolError(400, f"header {header}: {value!r} is not a non-negative integer")
+    return number
+
+
+def decode_content(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo a request's Content-Encoding (gzip or deflate, as tritonclient can send), at most ``limit`` bytes out."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise ProtocolError(415, f"Content-Encoding '{encoding}' is not supported; send the body uncompressed, "
+                                 "gzip or deflate")
+    decoder = zlib.decompressobj(zlib.MAX_WBITS | (16 if encoding == "gzip" else 0))
+    try:
+        out = decoder.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ProtocolError(400, f"request body is not valid {encoding} data ({exc})") from None
+    if len(out) > limit:
+        raise body_too_large(limit)
+    if not decoder.eof:
+        raise ProtocolError(400, f"request body is truncated {encoding} data")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------- request
+
+
+def parse_infer_request(body: bytes, header_length: int | None, model: ModelInfo) -> InferRequest:
+    """Validate an inference request body against ``model`` and decode its inputs (any failure: ProtocolError)."""
+    header, binary = _split_body(body, header_length)
+    doc = _load_json_object(header)
+    parameters = _object(doc.get("parameters"), "request 'parameters'")
+    binary_output = _flag(parameters, "binary_data_output", False, "request parameter")
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise ProtocolError(400, f"request 'id' must be a string, got {json.dumps(request_id)}")
+    inputs = _parse_inputs(doc.get("inputs"), binary, model)
+    outputs = _parse_outputs(doc.get("outputs"), binary_output, model)
+    return InferRequest(request_id, inputs, outputs, binary_output, parameters)
+
+
+def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, memoryview | None]:
+    if header_length is None:
+        return body, None
+    if header_length > len(body):
+        raise ProtocolError(400, f"{HEADER_LENGTH} is {header_length} but the body has only {len(body)} bytes")
+    view = memoryview(body)
+    return bytes(view[:header_length]), view[header_length:]
+
+
+def _load_json_object(header: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(header)
+    except ValueError as exc:
+        raise ProtocolError(400, f"request body is not valid JSON ({exc}); send a JSON object, or a JSON header "
+                                 f"followed by binary tensor data with the {HEADER_LENGTH} header") from None
+    if not isinstance(doc, dict):
+        raise ProtocolError(400, f"request body must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProtocolError(400, f"{what} must be a JSON object")
+    return value
+
+
+def _flag(parameters: dict[str, Any], key: str, default: bool, what: str) -> bool:
+    value = parameters.get(key, default)
+    if not isinstance(value, bool):
+        raise ProtocolError(400, f"{what} '{key}' must be true or false, got {json.dumps(value)}")
+    return value
+
+
+def _names(specs: tuple[TensorSpec, ...]) -> str:
+    return ", ".join(f"'{spec.name}'" for spec in specs)
+
+
+def _parse_inputs(raw: Any, binary: memoryview | None, model: ModelInfo) -> dict[str, np.ndarray]:
+    if not isinstance(raw, list) or not raw:
+        raise ProtocolError(400, f"request needs 'inputs': a non-empty list of tensors (the model's inputs are "
+                                 f"{_names(model.inputs)})")
+    specs = {spec.name: spec for spec in model.inputs}
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
+    for item in raw:
+        spec = _input_spec(item, specs, arrays, model)
+        arrays[spec.name], offset = _decode_input(item, spec, binary, offset)
+    if binary is not None and offset != len(binary):
+        raise ProtocolError(400, f"the body has {len(binary)} bytes of binary data after the JSON header but the "
+                                 f"inputs' binary_data_size values add up to {offset}")
+    missing = [name for name in specs if name not in arrays]
+    if missing:
+        raise ProtocolError(400, f"missing input(s) {', '.join(repr(name) for name in missing)}")
+    _check_batch(arrays, model)
+    return arrays
+
+
+def _input_spec(item: Any, specs: dict[str, TensorSpec], seen: dict[str, np.ndarray], model: ModelInfo) -> TensorSpec:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise ProtocolError(400, "each input must be a JSON object with a string 'name', 'shape', 'datatype' and "
+                                 "'data' (or parameters.binary_data_size)")
+    name = item["name"]
+    if name not in specs:
+        raise ProtocolError(400, f"unknown input '{name}'; the model's inputs are {_names(model.inputs)}")
+    if name in seen:
+        raise ProtocolError(400, f"input '{name}' is given more than once")
+    spec = specs[name]
+    if "datatype" not in item:
+        raise ProtocolError(400, f"input '{name}' needs 'datatype': {spec.datatype}")
+    if item["datatype"] != spec.datatype:
+        raise ProtocolError(400, f"input '{name}' has datatype {json.dumps(item.get('datatype'))}, expected "
+                                 f"{spec.datatype} (the server does not cast; send {spec.datatype} data)")
+    _check_shape(item.get("shape"), spec)
+    return spec
+
+
+def _check_shape(shape: Any, spec: TensorSpec) -> None:
+    valid = isinstance(shape, list) and all(type(dim) is int and dim >= 0 for dim in shape)
+    if not valid:
+        raise ProtocolError(400, f"input '{spec.name}' needs 'shape': a list of non-negative integers like "
+                                 f"{list(spec.shape)} (-1 = any size), got {json.dumps(shape)}")
+    fits = len(shape) == len(spec.shape) and all(want in (-1, got) for got, want in zip(shape, spec.shape))
+    if not fits:
+        raise ProtocolError(400, f"input '{spec.name}' has shape {shape}, expected {list(spec.shape)} "
+                                 "(batch first, -1 = any size)")
+
+
+def _check_batch(arrays: dict[str, np.ndarray], model: ModelInfo) -> None:
+    sizes = {name: array.shape[0] for name, array in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        raise ProtocolError(400, f"inputs disagree on the batch size (first dimension): {sizes}")
+    n = next(iter(sizes.values()))
+    if n < 1:
+        raise ProtocolError(400, "the batch is empty (first dimension 0); send at least one query")
+    if n > model.max_batch_size:
+        raise ProtocolError(400, f"a batch of {n} queries exceeds the max_batch_size {model.max_batch_size} of model "
+                                 f"'{model.name}'; split it into smaller requests")
+
+
+def _decode_input(item: dict[str, Any], spec: TensorSpec, binary: memoryview | None,
+                  offset: int) -> tuple[np.ndarray, int]:
+    """The input's array, and the offset of the next input's binary data."""
+    parameters = _object(item.get("parameters"), f"input '{spec.name}' 'parameters'")
+    if "shared_memory_region" in parameters:
+        raise ProtocolError(400, f"input '{spec.name}': shared memory is not supported; send the data inline")
+    size = parameters.get("binary_data_size")
+    shape = tuple(item["shape"])
+    if size is None:
+        if "data" not in item:
+            raise ProtocolError(400, f"input '{spec.name}' has no data; give 'data' or parameters.binary_data_size")
+        return _decode_json_data(spec, item["data"], shape), offset
+    if "data" in item:
+        raise ProtocolError(400, f"input '{spec.name}' has both 'data' and parameters.binary_data_size; give one")
+    if binary is None:
+        raise ProtocolError(400, f"input '{spec.name}' has parameters.binary_data_size but the request has no "
+                                 f"{HEADER_LENGTH} header saying where the JSON header ends")
+    if type(size) is not int or size < 0:
+        raise ProtocolError(400, f"input '{spec.name}': binary_data_size must be a non-negative integer")
+    if offset + size > len(binary):
+        raise ProtocolError(400, f"input '{spec.name}' has binary_data_size {size} but only "
+                                 f"{len(binary) - offset} bytes of binary data remain in the body")
+    return _decode_binary_data(spec, binary[offset:offset + size], shape), offset + size
+
+
+def _decode_binary_data(spec: TensorSpec, chunk: memoryview, shape: tuple[int, ...]) -> np.ndarray:
+    wire = WIRE_DTYPES[spec.datatype]
+    needed = math.prod(shape) * wire.itemsize
+    if len(chunk) != needed:
+        raise ProtocolError(400, f"input '{spec.name}' has binary_data_size {len(chunk)}, but shape {list(shape)} "
+                                 f"of {spec.datatype} needs {needed} bytes")
+    if spec.datatype == "BOOL" and len(chunk) and np.frombuffer(chunk, np.uint8).max() > 1:
+        raise ProtocolError(400, f"input '{spec.name}': BOOL binary data must be bytes 0 or 1")
+    # astype copies: the array owns native-endian memory instead of pinning the request body.
+    return np.frombuffer(chunk, wire).astype(wire.newbyteorder("=")).reshape(shape)
+
+
+def _decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...]) -> np.ndarray:
+    dtype = WIRE_DTYPES[spec.datatype].newbyteorder("=")
+    if not isinstance(data, list):
+        raise ProtocolError(400, f"input '{spec.name}': 'data' must be a list of values (flat row-major or nested)")
+    try:
+        values = np.asarray(data)
+    except (ValueError, TypeError, OverflowError):
+        raise ProtocolError(400, f"input '{spec.name}': nested 'data' lists are ragged; use equal-length lists "
+                                 "or one flat row-major list") from None
+    if values.size != math.prod(shape):
+        raise ProtocolError(400, f"input '{spec.name}' has {values.size} values in 'data', but shape {list(shape)} "
+                                 f"needs {math.prod(shape)}")
+    if values.size and values.dtype.kind not in _JSON_KINDS[dtype.kind]:
+        raise ProtocolError(400, f"input '{spec.name}': 'data' must hold {_kind_words(dtype)} for "
+                                 f"{spec.datatype}, got {_kind_words(values.dtype)}")
+    _check_range(spec, values, dtype)
+    return values.astype(dtype).reshape(shape)
+
+
+def _kind_words(dtype: np.dtype) -> str:
+    return {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers"}.get(dtype.kind, "non-numeric values")
+
+
+def _check_range(spec: TensorSpec, values: np.ndarray, dtype: np.dtype) -> None:
+    if dtype.kind not in "iu" or not values.size:
+        return
+    info = np.iinfo(dtype)
+    low, high = values.min(), values.max()
+    if low < info.min or high > info.max:
+        raise ProtocolError(400, f"input '{spec.name}': values must lie in [{info.min}, {info.max}] for "
+                                 f"{spec.datatype}, got [{low}, {high}]")
+
+
+def _parse_outputs(raw: Any, binary_output: bool, model: ModelInfo) -> list[RequestedOutput] | None:
+    if raw is None or raw == []:
+        return None
+    if not isinstance(raw, list):
+        raise ProtocolError(400, "request 'outputs' must be a list of {\"name\": ...} objects")
+    known = {spec.name for spec in model.outputs}
+    requested: list[RequestedOutput] = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ProtocolError(400, "each requested output must be a JSON object with a string 'name'")
+        name = item["name"]
+        if name not in known:
+            raise ProtocolError(400, f"requested output '{name}' does not exist; the model's outputs are "
+                                     f"{_names(model.outputs)}")
+        if name in (output.name for output in requested):
+            raise ProtocolError(400, f"output '{name}' is requested more than once")
+        requested.append(RequestedOutput(name, _output_binary(item, name, binary_output)))
+    return requested
+
+
+def _output_binary(item: dict[str, Any], name: str, default: bool) -> bool:
+    parameters = _object(item.get("parameters"), f"output '{name}' 'parameters'")
+    if parameters.get("class_count", 0) or "shared_memory_region" in parameters:
+        raise ProtocolError(400, f"output '{name}': classification and shared memory are not supported")
+    return _flag(parameters, "binary_data", default, f"output '{name}' parameter")

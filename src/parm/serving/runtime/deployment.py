@@ -1,0 +1,105 @@
+"""What `parm serve` runs: the model it exposes, its instances, its code and its switches.
+
+A deployment is built from a trained run folder (`parm train-parity` or `parm train-coder`: base
+model, code and parity models) or, for the uncoded modes, from a base checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from parm.codes import Code
+from parm.runs import BaseRun, CodedRun, open_run
+from parm.serving.core.coordinator import CoordinatorConfig
+from parm.serving.core.pools import Pool, plan_pools
+from parm.serving.http.model import ModelInfo, TensorSpec
+from parm.serving.instance import InstanceSpec
+
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The knobs of `parm serve` that do not come from the trained models.
+
+    ``coding`` holds the coordinator's switches; a coded run's own k and r replace the ones given there
+    (which size the uncoded modes of a bare checkpoint), and its hedging delay applies in mode hedged only.
+    """
+
+    mode: str = "parm"
+    instances: int = 2
+    coding: CoordinatorConfig = field(default_factory=CoordinatorConfig)
+    default_class: int = 0
+    noop: bool = False
+    delays: Mapping[int, float] = field(default_factory=dict)
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    model: ModelInfo
+    instances: tuple[InstanceSpec, ...]
+    pools: dict[Pool, list[int]]
+    config: CoordinatorConfig
+    code: Code | None
+    default_output: np.ndarray
+    mode: str
+
+
+def build_deployment(source: str | Path, options: ServeOptions = ServeOptions()) -> Deployment:
+    """A deployment of ``source`` (a coded run folder, or a base checkpoint for uncoded modes)."""
+    run = _open_source(Path(source), options.mode)
+    code = run.load_code() if isinstance(run, CodedRun) else None
+    config = options.coding
+    if code is not None:
+        config = replace(config, k=code.k, r=code.r)
+    if options.mode != "hedged":
+        config = replace(config, hedge_after=None)
+    card = run.base.card()
+    pools = plan_pools(options.mode, options.instances, config.k, config.r)
+    count = sum(len(ids) for ids in pools.values())  # instance ids run 0..count-1 over all pools
+    unknown = sorted(i for i in options.delays if not 0 <= i < count)
+    if unknown:
+        raise ValueError(f"--slow names instances {unknown}, but this deployment has instances 0..{count - 1}")
+    if not 0 <= options.default_class < card.num_classes:
+        raise ValueError(f"--default-class must be in 0..{card.num_classes - 1}, got {options.default_class}")
+    specs = tuple(
+        InstanceSpec(
+            id=i, pool=pool,
+            checkpoint=None if options.noop else str(_checkpoint_of(pool, run)),
+            output_shape=(card.num_classes,), delay_s=options.delays.get(i, 0.0),
+        )
+        for pool, ids in pools.items() for i in ids
+    )
+    default_output = np.full(card.num_classes, -10.0, dtype=np.float32)
+    default_output[options.default_class] = 10.0
+    model = ModelInfo(
+        name=options.name or f"{card.dataset}-{card.model}",
+        inputs=(TensorSpec(INPUT_NAME, "FP32", (-1, *card.input_shape)),),
+        outputs=(TensorSpec(OUTPUT_NAME, "FP32", (-1, card.num_classes)),),
+        parameters={"mode": options.mode, "k": str(config.k), "r": str(config.r),
+                    "code": code.name if code is not None else "none", "classes": json.dumps(list(card.classes))},
+    )
+    return Deployment(model, specs, pools, config, code if options.mode == "parm" else None, default_output,
+                      options.mode)
+
+
+def _open_source(source: Path, mode: str) -> BaseRun | CodedRun:
+    """The run behind ``source``; a bare base checkpoint serves the uncoded modes only."""
+    run = open_run(source)
+    if isinstance(run, BaseRun) and mode == "parm":
+        raise ValueError(
+            f"{source} is a base checkpoint; `--mode parm` needs a coded run folder from "
+            "`parm train-parity` or `parm train-coder` (or pick --mode none, equal-resources or hedged)"
+        )
+    return run
+
+
+def _checkpoint_of(pool: Pool, run: BaseRun | CodedRun) -> Path:
+    """A base instance runs F; a parity instance what its run says (its parity model, or F for a learned code)."""
+    return run.base.weights if pool.parity is None else run.parity_checkpoint(pool.parity)

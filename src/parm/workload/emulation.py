@@ -1,0 +1,90 @@
+"""Emulated instances: each call takes a service time drawn from a law, slowed while a shuffle touches it.
+
+One `InstanceClock` per instance gives its calls their service times: the n-th call of a batch size
+takes the n-th draw of that instance's seeded stream, multiplied by the shuffle slowdown when a
+background transfer touches the instance as the call starts (and the instance's seeded coin says
+the call is hit). Emulated instances ask it on a wall clock (seconds since the run's ``epoch``), the
+simulator on its virtual clock: the same object, so the same seed gives the same draws in both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from parm.workload.service_time import SERVICE_STREAM, SLOWDOWN_STREAM, ServiceTime, stream_rng
+from parm.workload.shuffles import ShuffleSchedule
+
+CHUNK = 1024
+
+
+class InstanceClock:
+    """The service times of one instance's calls. Draws come in chunks (numpy stays off the per-call path);
+    the chunk size changes nothing but speed, since every stream is drawn in order."""
+
+    def __init__(self, service: ServiceTime, schedule: ShuffleSchedule, instance: int, seed: int, *,
+                 row: int | None = None, chunk: int = CHUNK) -> None:
+        """``row``: the instance's row in ``schedule`` (default: ``instance``, its stream's key)."""
+        self.service, self.schedule, self.instance, self.seed, self.chunk = service, schedule, instance, seed, chunk
+        self.row = instance if row is None else row
+        self.slowed = schedule.active
+        self._draws: dict[int, list[float]] = {}
+        self._streams: dict[int, np.random.Generator] = {}
+        self._coins: list[float] = []
+        self._coin_stream = stream_rng(seed, SLOWDOWN_STREAM, instance)
+
+    def service_time(self, batch_size: int, at: float) -> float:
+        """Seconds that a call of ``batch_size`` queries starting at time ``at`` takes."""
+        draws = self._draws.get(batch_size) or self._refill(batch_size)
+        service = draws.pop()
+        return service * self.schedule.factor(self.row, at, self._coin) if self.slowed else service
+
+    def _refill(self, batch_size: int) -> list[float]:
+        """The next chunk of stream (SERVICE_STREAM, instance, batch size), reversed to consume with ``pop()``."""
+        if batch_size not in self._streams:
+            self._streams[batch_size] = stream_rng(self.seed, SERVICE_STREAM, self.instance, batch_size)
+        draws = self._draws[batch_size] = self.service.sample(self._streams[batch_size], self.chunk,
+                                                              batch_size)[::-1].tolist()
+        return draws
+
+    def _coin(self) -> float:
+        if not self._coins:
+            self._coins = self._coin_stream.random(self.chunk)[::-1].tolist()
+        return self._coins.pop()
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """What one emulated instance process needs: the service law, its shuffle intervals and the run's clock
+    origin (wall time) and seed."""
+
+    service: ServiceTime
+    intervals: tuple[tuple[float, float], ...] = ()
+    slowdown: float = 1.0
+    hit_probability: float = 1.0
+    epoch: float = 0.0
+    seed: int = 0
+
+    def clock(self, instance: int) -> InstanceClock:
+        """``instance``'s clock; ask it for a call starting at wall time ``t`` at ``t - epoch``."""
+        schedule = ShuffleSchedule((np.array([s for s, _ in self.intervals]),),
+                                   (np.array([e for _, e in self.intervals]),), self.slowdown, self.hit_probability)
+        return InstanceClock(self.service, schedule, instance, self.seed, row=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"service": self.service.to_dict(), "intervals": [list(i) for i in self.intervals],
+                "slowdown": self.slowdown, "hit_probability": self.hit_probability, "epoch": self.epoch,
+                "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Emulation:
+        return cls(ServiceTime.from_dict(data["service"]), tuple(tuple(i) for i in data["intervals"]),
+                   data["slowdown"], data["hit_probability"], data["epoch"], data["seed"])
+
+    @classmethod
+    def for_instance(cls, service: ServiceTime, schedule: ShuffleSchedule, instance: int, epoch: float,
+                     seed: int) -> Emulation:
+        return cls(service, tuple(map(tuple, schedule.intervals(instance))), schedule.slowdown,
+                   schedule.hit_probability, epoch, seed)

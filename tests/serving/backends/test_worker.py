@@ -1,0 +1,53 @@
+"""A worker process hosting several instances: a held answer never delays another instance's."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from parm.serving.backends.local.wire import read_frame_sync
+from parm.serving.backends.local.worker import Host
+from parm.serving.core.pools import BASE_POOL
+from parm.serving.instance import InstanceSpec
+
+SLOW, FAST = InstanceSpec(0, BASE_POOL, output_shape=(3,), delay_s=3600.0), InstanceSpec(1, BASE_POOL, output_shape=(3,))
+
+
+def frames(stream: io.BytesIO) -> list[dict]:
+    stream.seek(0)
+    headers = []
+    while (frame := read_frame_sync(stream)) is not None:
+        headers.append(frame[0])
+    stream.seek(0)
+    stream.truncate()
+    return headers
+
+
+def test_answers_leave_when_due_whatever_order_their_batches_came_in() -> None:
+    out = io.BytesIO()
+    host = Host([SLOW, FAST], out)
+    host.handle({"batch": 7, "instance": 0}, np.zeros((1, 4), np.float32))
+    host.handle({"batch": 8, "instance": 1}, np.zeros((2, 4), np.float32))
+    host.release_due()
+    assert frames(out) == [{"batch": 8, "instance": 1, "shape": [2, 3], "dtype": "<f4", "nbytes": 24}]
+    assert 3500 < host.wait() <= 3600  # instance 0's answer is still held, for its delay
+
+
+def test_a_killed_instance_loses_what_it_held_and_comes_back_only_if_restarted() -> None:
+    out = io.BytesIO()
+    host = Host([SLOW, FAST], out)
+    host.handle({"batch": 7, "instance": 0}, np.zeros((1, 4), np.float32))
+    host.handle({"kill": 0, "restart": True}, None)
+    host.release_due()
+    assert host.wait() is None and frames(out) == [{"ready": 0}]
+    host.handle({"kill": 1, "restart": False}, None)
+    assert frames(out) == [] and set(host.instances) == {0}
+
+
+def test_a_restarted_instance_is_announced_after_its_restart_time() -> None:
+    out = io.BytesIO()
+    host = Host([SLOW, FAST], out)
+    host.handle({"kill": 1, "restart": True, "restart_after": 3600.0}, None)
+    host.release_due()
+    assert frames(out) == [] and 3500 < host.wait() <= 3600
