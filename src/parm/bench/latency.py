@@ -121,11 +121,11 @@ def _source(scenario: Scenario, tmp: Path) -> tuple[Path, bool]:
 
 def _requests(scenario: Scenario, source: Path, noop: bool, count: int = 256) -> list[bytes]:
     """Prebuilt infer requests: real test-split inputs when the model is real, random ones otherwise."""
-    shape = build_deployment(source, ServeOptions(mode="none", noop=True)).model.inputs[0].shape[1:]
+    base = open_run(source).base
     if noop:
-        inputs = np.random.default_rng(scenario.seed).random((count, *shape), dtype=np.float32)
+        inputs = np.random.default_rng(scenario.seed).random((count, *base.card().input_shape), dtype=np.float32)
     else:
-        dataset = open_run(source).base.dataset()
+        dataset = base.dataset()
         inputs = dataset.preprocess(dataset.test.x[:count]).numpy()
     return [infer_request(MODEL_NAME, INPUT_NAME, x[None]) for x in inputs]
 

@@ -19,7 +19,8 @@ from parm.models import ModelCard
 from parm.runs import BaseRun
 from parm.runtime import resolve_device
 from parm.training.augment import random_crop_flip
-from parm.training.loop import Step, TrainConfig, Trainee, TrainResult, finish_run, fit, prepare_run
+from parm.training.loop import Step, TrainConfig, Trainee, finish_run, fit, prepare_run
+from parm.training.report import TrainResult
 
 
 @dataclass

@@ -25,7 +25,8 @@ from parm.evaluation import DegradedEvaluation, evaluate_code, group_indices, mo
 from parm.models import ModelCard
 from parm.runs import BaseRun, CodedRun
 from parm.runtime import resolve_device
-from parm.training.loop import FitOutcome, Step, TrainConfig, Trainee, TrainResult, finish_run, prepare_run
+from parm.training.loop import FitOutcome, Step, TrainConfig, Trainee, finish_run, prepare_run
+from parm.training.report import TrainResult
 
 Run = TypeVar("Run", bound=CodedRun)
 Loss = TypeVar("Loss")

@@ -19,7 +19,8 @@ from parm.codes import LearnedCode, erasure_patterns
 from parm.data.dataset import Dataset
 from parm.runs import CoderRun
 from parm.training.coded import CodedTrainConfig, CodedTraining, choose_loss
-from parm.training.loop import Step, TrainResult, fit
+from parm.training.loop import Step, fit
+from parm.training.report import TrainResult
 
 
 def _kl(rebuilt: torch.Tensor, base: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from parm.runtime import flush_denormals
-from parm.training.report import write_training_report
+from parm.training.report import TrainResult, write_training_report
 
 STATE_NAME = "train_state.pt"
 SHOW_EVERY = 20  # steps between updates of the progress bar's running figures (each one syncs the device)
@@ -72,24 +72,6 @@ class Trainee:
     fingerprint: dict[str, Any]  # what must match for a saved run to be resumed
     epoch_size: int  # units per epoch, for the progress bar and the throughput
     unit: str = "img"
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced, as written to ``metrics.json``: ``test`` holds its test-split scores."""
-
-    out_dir: Path
-    title: str
-    best_epoch: int
-    best_score: float
-    test: dict[str, Any]
-    history: list[dict[str, float]] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["out_dir"] = str(self.out_dir)
-        return data
 
 
 @dataclass

@@ -20,7 +20,8 @@ from parm.models import ModelCard, build_model, load_checkpoint
 from parm.models.init import paper_init
 from parm.runs import ParityRun
 from parm.training.coded import CodedTrainConfig, CodedTraining, choose_loss
-from parm.training.loop import Step, TrainResult, fit
+from parm.training.loop import Step, fit
+from parm.training.report import TrainResult
 
 INITS = ("base", "paper", "default")
 LOSSES = {"mse": nn.functional.mse_loss, "l1": nn.functional.l1_loss, "smooth-l1": nn.functional.smooth_l1_loss}

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from parm.training.loop import TrainResult
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 METRICS_NAME = "metrics.json"
 REPORT_NAME = "report.md"
 CURVES_NAME = "curves.png"
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced, as written to ``metrics.json``: ``test`` holds its test-split scores."""
+
+    out_dir: Path
+    title: str
+    best_epoch: int
+    best_score: float
+    test: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["out_dir"] = str(self.out_dir)
+        return data
 
 
 def _cell(key: str, value: float) -> str:
