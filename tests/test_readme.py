@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from conftest import make_source
 
 from parm.bench.harness import serve_locally
 from parm.bench.placeholder import placeholder_run
-from parm.data.cache import save_source
 from parm.serving import ServeOptions, build_deployment
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -35,10 +33,8 @@ def test_the_readme_shows_python_for_training_serving_and_the_coordinator() -> N
 
 
 @pytest.mark.slow
-def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch, isolated_cache) -> None:
+def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch, synthetic_fashion_mnist) -> None:
     monkeypatch.chdir(tmp_path)
-    # Fashion-MNIST's splits keep 10,000 test images: 11,000 synthetic ones leave 900 to train on, 100 to validate.
-    save_source(isolated_cache, "fashion-mnist", make_source(n_per_class=1100, classes=10, shape=(1, 28, 28)))
     placeholder = build_deployment(placeholder_run(tmp_path / "placeholder"),
                                    ServeOptions(mode="parm", noop=True, name="fashion-mnist-base-mlp"))
     started = []

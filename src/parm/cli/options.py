@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from parm.data import DEFAULT_SPLIT_SEED, Dataset, dataset_names, load_dataset
+from parm.runtime import PRECISIONS
 from parm.training import TrainConfig
 
 Config = TypeVar("Config", bound=TrainConfig)
@@ -46,6 +47,12 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig,
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default: %(default)s")
     parser.add_argument("--schedule", choices=("cosine", "constant"), default=defaults.schedule,
                         help="learning-rate schedule over the epochs (default: %(default)s)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help="bf16 autocast of the training steps: auto (on CUDA only), fp32 or bf16 (default: %(default)s)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=defaults.channels_last,
+                        help="channels-last convolutions (default: on CUDA only)")
+    parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds,
+                        help="time box: start no epoch that would end past it; the best epoch is kept (default: none)")
     parser.add_argument("--out", type=Path, help=f"output folder (default: {out})")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     parser.add_argument("--overwrite", action="store_true", help="start again even if --out holds a run")
@@ -55,7 +62,9 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig,
 def training_config(args: argparse.Namespace, config_type: type[Config], **extra: Any) -> Config:
     """The command's config from the options of `add_training_options` plus its own ``extra``."""
     return config_type(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       schedule=args.schedule, seed=args.seed, device=args.device, progress=not args.no_progress, **extra)
+                       schedule=args.schedule, seed=args.seed, device=args.device, precision=args.precision,
+                       channels_last=args.channels_last, max_seconds=args.max_seconds, progress=not args.no_progress,
+                       **extra)
 
 
 def add_coded_run_options(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from torch import nn
 
 from parm.codes import Code, erasure_patterns, lost_originals
 from parm.data.dataset import Preprocess, Split
-from parm.evaluation.predict import top_k_accuracy
+from parm.evaluation.predict import eval_batch, top_k_accuracy
 
 OVERALL_FRACTIONS = tuple(i / 20 for i in range(21))
 
@@ -39,10 +39,12 @@ def parity_outputs(
     preprocess: Preprocess,
     groups: torch.Tensor,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """The r parity models' outputs (G, r, m) on the encoded groups, on the CPU."""
+    """The r parity models' outputs (G, r, m) on the encoded groups, on the CPU (``batch_size`` None: 256 groups
+    per batch on the CPU, `GPU_BATCH` on a GPU)."""
+    batch_size = batch_size or eval_batch(device, 256)
     states = [model.training for model in parity_models]
     for model in parity_models:
         model.eval()

@@ -17,7 +17,7 @@ from parm.data.dataset import Dataset
 from parm.evaluation import predict_logits, top_k_accuracy
 from parm.models import ModelCard
 from parm.runs import BaseRun
-from parm.runtime import resolve_device
+from parm.runtime import resolve_compute
 from parm.training.augment import random_crop_flip
 from parm.training.loop import Step, TrainConfig, Trainee, finish_run, fit, prepare_run
 from parm.training.report import TrainResult
@@ -50,8 +50,9 @@ def train_base(
     config = config or BaseTrainConfig()
     out_dir = Path(out_dir)
     prepare_run(out_dir, config, resume=resume, overwrite=overwrite)
-    device = resolve_device(config.device)
-    model.to(device)
+    compute = resolve_compute(config.device, config.precision, config.channels_last)
+    device = compute.device
+    compute.place(model)
     run = BaseRun(out_dir)
     card = ModelCard(model_name, dataset.input_shape, dataset.classes, dataset.name, dataset.split_seed,
                      dataset.preprocess.to_dict(), {"dataset_args": dataset.load_args})
@@ -86,7 +87,7 @@ def train_base(
         fingerprint={"model_name": model_name, "dataset": dataset.name, "test_checksum": dataset.test.checksum()},
         epoch_size=len(train_y),
     )
-    outcome = fit(trainee, out_dir, config, resume=resume)
+    outcome = fit(trainee, out_dir, config, compute=compute, resume=resume)
     logits = predict_logits(model, dataset.test, dataset.preprocess, device=device)
     test = {"accuracy": top_k_accuracy(logits, dataset.test.y, 1),
             "top5_accuracy": top_k_accuracy(logits, dataset.test.y, 5)}

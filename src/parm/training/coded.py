@@ -24,7 +24,7 @@ from parm.data.dataset import Dataset
 from parm.evaluation import DegradedEvaluation, evaluate_code, group_indices, most_common_class, predict_logits
 from parm.models import ModelCard
 from parm.runs import BaseRun, CodedRun
-from parm.runtime import resolve_device
+from parm.runtime import Compute, resolve_compute
 from parm.training.loop import FitOutcome, Step, TrainConfig, Trainee, finish_run, prepare_run
 from parm.training.report import TrainResult
 
@@ -58,7 +58,8 @@ class FrozenBase:
     outputs: dict[str, torch.Tensor]
 
 
-def load_frozen_base(base_path: str | Path, dataset: Dataset, device: torch.device) -> FrozenBase:
+def load_frozen_base(base_path: str | Path, dataset: Dataset, compute: Compute) -> FrozenBase:
+    """F from its checkpoint, frozen, with its fp32 outputs on every split (the targets: computed once)."""
     run = BaseRun(Path(base_path))
     model, card = run.load()
     if card.dataset != dataset.name or card.input_shape != dataset.input_shape:
@@ -66,8 +67,8 @@ def load_frozen_base(base_path: str | Path, dataset: Dataset, device: torch.devi
             f"the base model at {base_path} was trained on {card.dataset} {card.input_shape}, "
             f"not {dataset.name} {dataset.input_shape}: pass the matching --dataset or --base"
         )
-    model.to(device).eval().requires_grad_(False)
-    outputs = {name: predict_logits(model, getattr(dataset, name), dataset.preprocess, device=device)
+    compute.place(model).eval().requires_grad_(False)
+    outputs = {name: predict_logits(model, getattr(dataset, name), dataset.preprocess, device=compute.device)
                for name in ("train", "val", "test")}
     return FrozenBase(model, card, run, outputs)
 
@@ -84,8 +85,9 @@ class CodedTraining:
         self.out_dir = Path(out_dir)
         prepare_run(self.out_dir, config, resume=resume, overwrite=overwrite)
         self.code, self.dataset, self.config = code, dataset, config
-        self.device = resolve_device(config.device)
-        self.base = load_frozen_base(base_path, dataset, self.device)
+        self.compute = resolve_compute(config.device, config.precision, config.channels_last)
+        self.device = self.compute.device
+        self.base = load_frozen_base(base_path, dataset, self.compute)
         self.train_x = dataset.train.x.to(self.device)
         self.train_outputs = self.base.outputs["train"].to(self.device)  # F(X) of every training sample, fixed
         self.default_class = most_common_class(dataset.train.y)

@@ -66,7 +66,7 @@ def train_coder(
     config = config or CoderTrainConfig()
     criterion = choose_loss(LOSSES, config.loss)
     coded = CodedTraining(base_path, dataset, code, out_dir, config, resume=resume, overwrite=overwrite)
-    code.to(coded.device)
+    coded.compute.place(code)
     f = coded.base.model
     patterns = erasure_patterns(code.k, code.r, parities_may_fail=True).to(coded.device)  # (P, k + r)
     lost = ~patterns[:, : code.k]  # (P, k): the originals each pattern loses
@@ -85,6 +85,6 @@ def train_coder(
 
     trainee = coded.trainee(code, step, [f] * code.r, save_best=lambda: run.save_code(code),
                             load_best=lambda: load_model(code, str(run.code_weights)))
-    outcome = fit(trainee, run.path, config, resume=resume)
+    outcome = fit(trainee, run.path, config, compute=coded.compute, resume=resume)
     title = f"learned code ({code.encoder_name} encoder, k={code.k}, r={code.r}, {config.loss} loss)"
     return coded.finish(title, outcome, [f] * code.r)

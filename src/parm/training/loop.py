@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from parm.runtime import flush_denormals
+from parm.runtime import PRECISIONS, Compute, flush_denormals
 from parm.training.report import TrainResult, write_training_report
 
 STATE_NAME = "train_state.pt"
@@ -39,6 +39,9 @@ class TrainConfig:
     schedule: str = "cosine"  # or "constant"; cosine decays the rate to 0 by the last epoch
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # bf16 autocast of the training steps: auto (on CUDA), fp32 or bf16
+    channels_last: bool | None = None  # channels-last convolutions; None: on CUDA
+    max_seconds: float | None = None  # time box: no epoch is started that would end past it (the best epoch is kept)
     progress: bool = True
 
 
@@ -102,6 +105,8 @@ def prepare_run(out_dir: Path, config: TrainConfig, *, resume: bool, overwrite: 
     if config.epochs < 1 or config.batch_size < 1:
         raise ValueError("epochs and batch size must be at least 1")
     epoch_lr(config, 1)  # rejects an unknown schedule
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {config.precision!r}: use one of {', '.join(PRECISIONS)}")
     if (out_dir / STATE_NAME).exists() and not (resume or overwrite):
         raise CheckpointExistsError(
             f"{out_dir} already holds a training run: pass --resume to continue it or --overwrite to start again"
@@ -109,8 +114,15 @@ def prepare_run(out_dir: Path, config: TrainConfig, *, resume: bool, overwrite: 
     flush_denormals()
 
 
-def fit(trainee: Trainee, out_dir: Path, config: TrainConfig, *, resume: bool = False) -> FitOutcome:
-    """Run the epochs not yet done, keeping the best validation epoch; leaves its weights loaded, in eval mode."""
+def fit(trainee: Trainee, out_dir: Path, config: TrainConfig, *, compute: Compute | None = None,
+        resume: bool = False) -> FitOutcome:
+    """Run the epochs not yet done, keeping the best validation epoch; leaves its weights loaded, in eval mode.
+
+    ``compute`` (default: plain fp32) says how the training steps run; with ``config.max_seconds`` the loop stops
+    before an epoch that, at the pace of the slowest so far, would end past the time box.
+    """
+    compute = compute or Compute(next(trainee.module.parameters()).device)
+    fit_started, slowest = time.perf_counter(), 0.0
     state_path = out_dir / STATE_NAME
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(trainee.module.parameters(), lr=config.lr, weight_decay=config.weight_decay,
@@ -120,17 +132,20 @@ def fit(trainee: Trainee, out_dir: Path, config: TrainConfig, *, resume: bool = 
         outcome = _restore(state_path, trainee, optimizer, generator)
     out_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(len(outcome.history) + 1, config.epochs + 1):
+        if config.max_seconds is not None and slowest and time.perf_counter() - fit_started + slowest > config.max_seconds:
+            break
         for group in optimizer.param_groups:
             group["lr"] = epoch_lr(config, epoch)
         started = time.perf_counter()
         with tqdm(total=trainee.epoch_size, desc=f"epoch {epoch}/{config.epochs}", unit=trainee.unit, leave=False,
                   disable=None if config.progress else True) as bar:
-            row: dict[str, float] = {"epoch": epoch, **train_epoch(trainee, optimizer, generator, bar)}
+            row: dict[str, float] = {"epoch": epoch, **train_epoch(trainee, optimizer, generator, bar, compute)}
         seconds = time.perf_counter() - started
         trainee.module.eval()
         row.update(trainee.validate())
         row[f"{trainee.unit}s_per_second"] = trainee.epoch_size / seconds
         row["seconds"] = seconds
+        slowest = max(slowest, time.perf_counter() - started)  # the epoch and its validation
         improved = outcome.improves(row[trainee.score], row["val_loss"])
         if improved:
             outcome.best_epoch, outcome.best_score, outcome.best_tiebreak = epoch, row[trainee.score], row["val_loss"]
@@ -145,7 +160,7 @@ def fit(trainee: Trainee, out_dir: Path, config: TrainConfig, *, resume: bool = 
 
 
 def train_epoch(trainee: Trainee, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                bar: tqdm) -> dict[str, float]:
+                bar: tqdm, compute: Compute) -> dict[str, float]:
     """One pass over the batches: ``train_loss`` and each of the steps' counts, per unit."""
     trainee.module.train()
     loss_sum = torch.zeros((), device=next(trainee.module.parameters()).device)
@@ -156,7 +171,8 @@ def train_epoch(trainee: Trainee, optimizer: torch.optim.Optimizer, generator: t
         return {"loss": loss_sum.item() / seen, **{key: count.item() / seen for key, count in counts.items()}}
 
     for number, batch in enumerate(trainee.batches(generator), 1):
-        step = trainee.step(*batch)
+        with compute.autocast():
+            step = trainee.step(*batch)
         optimizer.zero_grad(set_to_none=True)
         step.loss.backward()
         optimizer.step()

@@ -76,7 +76,7 @@ def train_parity(
     coded = CodedTraining(base_path, dataset, code, out_dir, config, resume=resume, overwrite=overwrite)
     base = coded.base
     models = build_parity_models(base.model, base.card, code.r, architecture=architecture, init=config.init)
-    models.to(coded.device)
+    coded.compute.place(models)
     extra = {"role": "parity", "code": code.spec(), "base": str(base.run.weights), "dataset_args": dataset.load_args}
     cards = [ModelCard(architecture or base.card.model, base.card.input_shape, base.card.classes, dataset.name,
                        dataset.split_seed, base.card.preprocess, {**extra, "index": j}) for j in range(code.r)]
@@ -98,5 +98,5 @@ def train_parity(
             load_checkpoint(run.parity_checkpoint(j), model)
 
     trainee = coded.trainee(models, step, list(models), save_best=save_best, load_best=load_best)
-    outcome = fit(trainee, run.path, config, resume=resume)
+    outcome = fit(trainee, run.path, config, compute=coded.compute, resume=resume)
     return coded.finish(f"{code.name} code (k={code.k}, r={code.r}) parity models", outcome, list(models))
