@@ -64,7 +64,7 @@ def small_dataset():
 
 
 @contextlib.contextmanager
-def _serve_app(app) -> Iterator[str]:
+def _serve_app(app, **config) -> Iterator[str]:
     """Run ``app`` under uvicorn on 127.0.0.1 in a daemon thread; yields "127.0.0.1:PORT".
 
     The socket is bound and listening before the thread starts, so clients may connect at once: connections wait in
@@ -74,7 +74,7 @@ def _serve_app(app) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn-test")
     thread.start()
     try:
@@ -88,7 +88,7 @@ def _serve_app(app) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def serve_app() -> Callable[..., contextlib.AbstractContextManager[str]]:
-    """``with serve_app(app) as url:`` runs ``app`` on a real loopback server for the block."""
+    """``with serve_app(app, **uvicorn_config) as url:`` runs ``app`` on a real loopback server for the block."""
     return _serve_app
 
 

@@ -23,6 +23,9 @@ class Echo:
     def is_ready(self) -> bool:
         return True
 
+    def admits(self) -> bool:
+        return True
+
     async def infer(self, inputs: np.ndarray) -> Prediction:
         kinds = tuple("reconstructed" if x[0] > 0 else "original" for x in inputs)
         return Prediction(inputs, kinds, tuple(0.001234 for _ in inputs))  # as if 1,234 us at the frontend

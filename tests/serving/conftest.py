@@ -34,11 +34,15 @@ class FakeService:
     def reset(self) -> None:
         """Ready, no error, nothing seen: so one served fake can be shared by a module's tests."""
         self.ready = True
+        self.admitting = True
         self.error: Exception | None = None
         self.seen: list[np.ndarray] = []
 
     def is_ready(self) -> bool:
         return self.ready
+
+    def admits(self) -> bool:
+        return self.admitting
 
     async def infer(self, inputs: np.ndarray) -> Prediction:
         if self.error is not None:

@@ -18,7 +18,7 @@ import torch
 import tritonclient.http as triton
 
 from parm.bench.harness import serve_locally
-from parm.serving import Frontend, ServeOptions, build_deployment
+from parm.serving import MODES, Frontend, ServeOptions, build_deployment
 from parm.serving.backends.local import LocalBackend
 from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED, CoordinatorConfig
 
@@ -60,12 +60,12 @@ def test_tritonclient_with_default_settings_gets_originals_and_exact_reconstruct
         assert client.get_model_metadata(MODEL)["inputs"][0]["shape"] == [-1, *INPUT_SHAPE]
         kinds = []
         for _ in range(3):  # the first query lands on the straggler and is rebuilt from the parity
-            x = rng.normal(size=(1, *INPUT_SHAPE)).astype(np.float32)
+            x = rng.random(size=(1, *INPUT_SHAPE)).astype(np.float32)
             output, kind = infer(client, x)
             np.testing.assert_allclose(output, expected(base, x), rtol=1e-4, atol=1e-5)
             kinds.append(kind)
         assert kinds[0] == RECONSTRUCTED and ORIGINAL in kinds[1:]
-        batch = rng.normal(size=(4, *INPUT_SHAPE)).astype(np.float32)
+        batch = rng.random(size=(4, *INPUT_SHAPE)).astype(np.float32)
         output, kind = infer(client, batch)  # one request, four queries: one answer kind each
         np.testing.assert_allclose(output, expected(base, batch), rtol=1e-4, atol=1e-5)
         assert len(kind.split(",")) == 4
@@ -116,7 +116,7 @@ def crash(backend: LocalBackend, frontend: Frontend, how: str) -> None:
 def test_killing_an_instance_mid_load_loses_no_query(tmp_path: Path, mode: str, processes: int | None, how: str) -> None:
     run, base = affine_run(tmp_path)
     options = ServeOptions(mode=mode, instances=2, coding=CoordinatorConfig(group_wait=0.002), delays={0: 0.02})
-    queries = np.random.default_rng(1).normal(size=(200, 1, *INPUT_SHAPE)).astype(np.float32)
+    queries = np.random.default_rng(1).random(size=(200, 1, *INPUT_SHAPE)).astype(np.float32)
     halfway, answered, lock = threading.Event(), [0], threading.Lock()
     with serving(run, options, processes) as (address, backend, frontend):
         def send(x: np.ndarray) -> tuple[np.ndarray, str]:
@@ -138,3 +138,37 @@ def test_killing_an_instance_mid_load_loses_no_query(tmp_path: Path, mode: str, 
     for x, (output, kind) in zip(queries, results, strict=True):
         assert kind in (ORIGINAL, RECONSTRUCTED)
         np.testing.assert_allclose(output, expected(base, x), rtol=1e-4, atol=1e-5)
+
+EXTREMES = (np.nan, np.inf, -np.inf, 3e38, -3e38, 1e10, -5.0, 1.5)
+
+
+@pytest.mark.parametrize("policy", ["refuse", "clip"])
+@pytest.mark.parametrize("mode", MODES)
+def test_no_input_from_one_client_changes_another_clients_answer(tmp_path: Path, mode: str, policy: str) -> None:
+    """Non-finite, out-of-range and extreme queries sent among valid ones, into the same coding groups: every valid
+    query is answered with F's own output (originals and reconstructions alike); non-finite queries get a 400, and
+    out-of-range ones a 400 (refuse) or F's output on the clipped input (clip)."""
+    run, base = affine_run(tmp_path)
+    options = ServeOptions(mode=mode, instances=2, coding=CoordinatorConfig(group_wait=0.05), delays={0: 0.2},
+                           out_of_range=policy)
+    rng = np.random.default_rng(7)
+    valid = rng.random(size=(16, 1, *INPUT_SHAPE)).astype(np.float32)
+    odd = np.repeat(rng.random(size=(1, 1, *INPUT_SHAPE)).astype(np.float32), len(EXTREMES), axis=0)
+    odd[np.arange(len(EXTREMES)), 0, 0, 1, 2] = EXTREMES
+    queries = [q for pair in zip(valid, np.resize(odd, valid.shape), strict=True) for q in pair]  # valid, odd, ...
+    with serving(run, options, processes=1) as (address, _, _), ThreadPoolExecutor(4) as pool:
+        def ask(x: np.ndarray) -> tuple[int, np.ndarray | None]:
+            try:
+                return 200, infer(triton.InferenceServerClient(address), x)[0]
+            except triton.InferenceServerException as error:
+                return int(error.status()), None
+
+        answers = list(pool.map(ask, queries))
+    for x, (status, output) in zip(queries, answers, strict=True):
+        finite, inside = np.isfinite(x).all(), ((x >= 0) & (x <= 1)).all()
+        if finite and (inside or policy == "clip"):
+            assert status == 200
+            np.testing.assert_allclose(output, expected(base, np.clip(x, 0, 1)), rtol=1e-4, atol=1e-5)
+        else:
+            assert status == 400 and output is None
+    assert sum(status == 200 for status, _ in answers) >= len(valid)

@@ -29,7 +29,7 @@ def main(workdir: Path) -> None:
     backend = RayBackend(num_cpus_per_instance=0.5)
     frontend = Frontend(build_deployment(run, ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.002),
                                                           delays={0: 0.02})), backend)
-    queries = np.random.default_rng(0).normal(size=(120, 1, *INPUT_SHAPE)).astype(np.float32)
+    queries = np.random.default_rng(0).random(size=(120, 1, *INPUT_SHAPE)).astype(np.float32)
     halfway, answered, lock = threading.Event(), [0], threading.Lock()
     with serve_in_background(frontend) as address:
         def send(x: np.ndarray) -> tuple[list, str]:

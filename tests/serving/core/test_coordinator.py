@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from parm.codes import build_code
-from parm.serving.core.codec import TorchCodec
+from parm.serving.core.codec import TorchCodec, codec_for
 from parm.serving.core.coordinator import (
     DEFAULT,
     ORIGINAL,
@@ -231,3 +231,16 @@ def test_a_query_id_cannot_be_submitted_twice() -> None:
     coordinator.submit(0, np.zeros(4, np.float32), 0.0)
     with pytest.raises(ValueError, match="already submitted"):
         coordinator.submit(0, np.zeros(4, np.float32), 0.0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_an_unusable_parity_answers_nobody_and_the_query_waits_for_its_own_output(bad):
+    coordinator = Coordinator(CoordinatorConfig(k=2, r=1, deadline=10.0), plan_pools("parm", 2, 2, 1),
+                              codec=codec_for(build_code("sum", 2)), pad_output=np.zeros(3, np.float32),
+                              default_output=np.full(3, -1.0, np.float32))
+    x = np.ones((1, 4), np.float32)
+    first, (second, parity) = coordinator.submit(0, x, 0.0), coordinator.submit(1, x, 0.0)
+    assert [a.kind for a in coordinator.on_result(1, second.batch, np.ones((1, 3), np.float32), 1.0)] == [ORIGINAL]
+    assert coordinator.on_result(2, parity.batch, np.full((1, 3), bad, np.float32), 2.0) == []  # no NaN "reconstruction"
+    answer, = coordinator.on_result(0, first[0].batch, np.full((1, 3), 7.0, np.float32), 3.0)
+    assert answer.query == 0 and answer.kind == ORIGINAL and (answer.output == 7.0).all()

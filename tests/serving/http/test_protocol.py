@@ -243,3 +243,53 @@ def test_check_model_names_what_is_served(toy_model):
     with pytest.raises(ProtocolError, match="has no version '2'") as info:
         protocol.check_model(toy_model, "toy", "2")
     assert info.value.status == 404
+
+
+# ---------------------------------------------------------------------------------------------------- input policy
+
+BOUNDED = ModelInfo("bounded", inputs=(TensorSpec("input", "FP32", (-1, 1, 2, 3), bounds=(0.0, 1.0)),),
+                    outputs=(TensorSpec("output", "FP32", (-1, 2)),))
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_json_values_are_refused_naming_the_element(token):
+    body = b'{"inputs": [{"name": "input", "shape": [1, 1, 2, 3], "datatype": "FP32", "data": [0, 0, 0, 0, %s, 0]}]}' % (
+        token.encode())
+    error = rejected(body, BOUNDED)
+    assert error.status == 400 and "non-finite" in error.message and "[0, 0, 1, 1]" in error.message
+
+
+def test_non_finite_binary_values_are_refused():
+    x = np.zeros((1, 1, 2, 3), np.float32)
+    x[0, 0, 1, 2] = np.nan
+    body, length = triton_body(triton_input("input", x, "FP32"))
+    error = rejected(body, BOUNDED, length)
+    assert error.status == 400 and "[0, 0, 1, 2]" in error.message
+
+
+def test_values_outside_the_training_range_are_refused_or_clipped():
+    x = np.full((1, 1, 2, 3), 0.5, np.float32)
+    x[0, 0, 0, 1] = 3e38
+    body, length = triton_body(triton_input("input", x, "FP32"))
+    error = rejected(body, BOUNDED, length)
+    assert error.status == 400 and "outside [0, 1]" in error.message and "[0, 0, 0, 1]" in error.message
+    clipping = ModelInfo("clipping", inputs=(TensorSpec("input", "FP32", (-1, 1, 2, 3), bounds=(0.0, 1.0), clip=True),),
+                         outputs=BOUNDED.outputs)
+    clipped = parse_infer_request(body, length, clipping).inputs["input"]
+    assert clipped[0, 0, 0, 1] == 1.0 and (clipped[0, 0, 0, [0, 2]] == 0.5).all()
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"inputs": [{"name": "input", "shape": [1, 1, 2, 3], "datatype": "FP32", "data": ' + b"[" * 5000 + b"]" * 5000
+    + b"}]}",
+    b'{"a": ' * 100_000 + b"1" + b"}" * 100_000,
+])
+def test_json_nested_too_deeply_is_a_400_not_a_recursion_error(body):
+    error = rejected(body, BOUNDED)
+    assert error.status == 400 and ("deep" in error.message or "deeper" in error.message)
+
+
+def test_data_nested_deeper_than_its_shape_is_refused():
+    error = rejected(json_request([[[[[[0.0] * 3] * 2]]]]), BOUNDED)
+    assert error.status == 400 and "deeper than its shape" in error.message

@@ -79,7 +79,9 @@ class LinearCodec(Codec):
         matrices = np.stack([self._matrix(key.tobytes(), available[row]) for key, row in zip(keys, first)])  # distinct only
         known = np.where(available.reshape(*available.shape, *[1] * (outputs.ndim - 2)), outputs, 0).astype(np.float32, copy=False)
         flat = known.reshape(*known.shape[:2], -1)
-        return (matrices[which.reshape(-1)] @ flat).reshape(len(outputs), self.code.k, *outputs.shape[2:])
+        with np.errstate(invalid="ignore", over="ignore"):  # a non-finite output decodes to NaN: the coordinator drops it
+            rebuilt = matrices[which.reshape(-1)] @ flat
+        return rebuilt.reshape(len(outputs), self.code.k, *outputs.shape[2:])
 
     def _matrix(self, key: bytes, pattern: np.ndarray) -> np.ndarray:
         if key not in self._matrices:

@@ -316,10 +316,13 @@ class Coordinator:
         outputs = np.stack([group.outputs for group in groups])
         masks = np.stack([group.available for group in groups])
         rebuilt = self.codec.decode(outputs, masks)
-        for group, rows in zip(groups, rebuilt, strict=True):
+        # A non-finite reconstruction (an unusable parity) answers nobody: its query waits for its own output,
+        # or the default at its deadline.
+        usable = np.isfinite(rebuilt).reshape(*rebuilt.shape[:2], -1).all(axis=2)
+        for group, rows, fine in zip(groups, rebuilt, usable, strict=True):
             for slot, query in enumerate(group.members):
                 state = self._queries.get(query)
-                if state is not None and not state.answered:
+                if state is not None and not state.answered and fine[slot]:
                     self._answer(query, rows[slot], RECONSTRUCTED, now, actions)
 
     # ---- answering and cancelling --------------------------------------------------------------------

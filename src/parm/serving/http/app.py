@@ -7,6 +7,7 @@ whoever starts and stops the service composes it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
@@ -27,11 +28,14 @@ from parm.serving.http.protocol import ProtocolError
 log = logging.getLogger("parm.serving.http.app")
 
 Handler = Callable[[Request], Awaitable[Response]]
+BODY_TIMEOUT_S = 10.0
 
 
-def build_app(service: InferenceService, *, max_body_bytes: int = 16 * 2**20) -> Starlette:
-    """The v2 REST app for ``service``; request bodies over ``max_body_bytes`` (after decompression) get a 413."""
-    api = _Endpoints(service, max_body_bytes)
+def build_app(service: InferenceService, *, max_body_bytes: int = 16 * 2**20,
+              body_timeout: float = BODY_TIMEOUT_S) -> Starlette:
+    """The v2 REST app for ``service``; request bodies over ``max_body_bytes`` (after decompression) get a 413, and
+    bodies that take longer than ``body_timeout`` seconds to arrive (slow or cut short) a 408."""
+    api = _Endpoints(service, max_body_bytes, body_timeout)
     model_paths = ("/v2/models/{model}", "/v2/models/{model}/versions/{version}")
     routes = [
         Route("/v2/health/live", _guard(api.live), methods=["GET"]),
@@ -84,10 +88,10 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 class _Endpoints:
     """The route handlers, bound to one service."""
 
-    def __init__(self, service: InferenceService, max_body_bytes: int) -> None:
+    def __init__(self, service: InferenceService, max_body_bytes: int, body_timeout: float) -> None:
         self.service = service
         self.model = service.model
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes, self.body_timeout = max_body_bytes, body_timeout
 
     async def live(self, request: Request) -> Response:
         return Response(status_code=200)
@@ -110,6 +114,8 @@ class _Endpoints:
 
     async def infer(self, request: Request) -> Response:
         self._check_model(request)
+        if not self.service.admits():  # before the body: a rejection must cost less than a query
+            raise Overloaded("the server's queue is full: retry later")
         body = protocol.decode_content(await self._read_body(request), request.headers.get("content-encoding"),
                                        self.max_body_bytes)
         header_length = protocol.parse_header_length(request.headers.get(protocol.HEADER_LENGTH))
@@ -133,11 +139,16 @@ class _Endpoints:
         """The body, refusing (413) one over the limit: up front by Content-Length, else while it streams in."""
         protocol.parse_content_length(request.headers.get("content-length"), self.max_body_bytes)
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise protocol.body_too_large(self.max_body_bytes)
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        raise protocol.body_too_large(self.max_body_bytes)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ProtocolError(408, f"the request body did not arrive within {self.body_timeout:g} s "
+                                     f"({size} bytes came); send the whole body at once") from None
         return b"".join(chunks)
 
 

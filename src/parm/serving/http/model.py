@@ -18,11 +18,17 @@ LATENCY_PARAMETER = "frontend_latency_us"
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A declared tensor: its name, Open Inference Protocol datatype and shape (-1: any batch size)."""
+    """A declared tensor: its name, Open Inference Protocol datatype and shape (-1: any batch size).
+
+    ``bounds`` is the range of values the model was trained on (an input outside it is refused, or clipped
+    into it with ``clip``): an input far outside, once summed into a parity, would corrupt other queries' answers.
+    """
 
     name: str
     datatype: str
     shape: tuple[int, ...]
+    bounds: tuple[float, float] | None = None
+    clip: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,10 @@ class InferenceService(Protocol):
 
     def is_ready(self) -> bool:
         """Whether queries can be served now."""
+
+    def admits(self) -> bool:
+        """Whether a new request would be admitted now: asked before its body is read, so that shedding load
+        costs microseconds, not a parse."""
 
     async def infer(self, inputs: np.ndarray) -> Prediction:
         """Predict a batch of n queries, each of the model's declared input shape."""

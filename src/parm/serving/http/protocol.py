@@ -166,6 +166,9 @@ def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, memoryvi
 def _load_json_object(header: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(header)
+    except RecursionError:
+        raise ProtocolError(400, "request body nests JSON arrays or objects too deeply; an input's 'data' nests at "
+                                 "most as deep as its shape") from None
     except ValueError as exc:
         raise ProtocolError(400, f"request body is not valid JSON ({exc}); send a JSON object, or a JSON header "
                                  f"followed by binary tensor data with the {HEADER_LENGTH} header") from None
@@ -289,13 +292,15 @@ def _decode_binary_data(spec: TensorSpec, chunk: memoryview, shape: tuple[int, .
     if spec.datatype == "BOOL" and len(chunk) and np.frombuffer(chunk, np.uint8).max() > 1:
         raise ProtocolError(400, f"input '{spec.name}': BOOL binary data must be bytes 0 or 1")
     # astype copies: the array owns native-endian memory instead of pinning the request body.
-    return np.frombuffer(chunk, wire).astype(wire.newbyteorder("=")).reshape(shape)
+    return _within_bounds(spec, np.frombuffer(chunk, wire).astype(wire.newbyteorder("=")).reshape(shape))
 
 
 def _decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...]) -> np.ndarray:
     dtype = WIRE_DTYPES[spec.datatype].newbyteorder("=")
     if not isinstance(data, list):
         raise ProtocolError(400, f"input '{spec.name}': 'data' must be a list of values (flat row-major or nested)")
+    if _depth(data) > len(shape):
+        raise ProtocolError(400, f"input '{spec.name}': 'data' nests deeper than its shape {list(shape)}")
     try:
         values = np.asarray(data)
     except (ValueError, TypeError, OverflowError):
@@ -308,11 +313,44 @@ def _decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...]) -> np
         raise ProtocolError(400, f"input '{spec.name}': 'data' must hold {_kind_words(dtype)} for "
                                  f"{spec.datatype}, got {_kind_words(values.dtype)}")
     _check_range(spec, values, dtype)
-    return values.astype(dtype).reshape(shape)
+    return _within_bounds(spec, values.astype(dtype).reshape(shape))
+
+
+def _depth(data: list) -> int:
+    """How deep ``data`` nests, along its first elements (a deeper ragged branch fails numpy's own check)."""
+    depth = 0
+    while isinstance(data, list):
+        depth += 1
+        data = data[0] if data else None
+    return depth
+
+
+def _within_bounds(spec: TensorSpec, values: np.ndarray) -> np.ndarray:
+    """Refuse non-finite values, and values outside the spec's bounds (or clip them in, if it says so)."""
+    if values.dtype.kind != "f":
+        return values
+    finite = np.isfinite(values)
+    if not finite.all():
+        index = np.unravel_index(int(np.flatnonzero(~finite)[0]), values.shape)
+        raise ProtocolError(400, f"input '{spec.name}' holds a non-finite value ({values[index]}) at index "
+                                 f"{list(map(int, index))}; send finite numbers")
+    if spec.bounds is None:
+        return values
+    low, high = spec.bounds
+    if spec.clip:
+        return np.clip(values, low, high, out=values)
+    outside = (values < low) | (values > high)
+    if outside.any():
+        index = np.unravel_index(int(np.flatnonzero(outside)[0]), values.shape)
+        raise ProtocolError(400, f"input '{spec.name}' holds {values[index]} at index {list(map(int, index))}, "
+                                 f"outside [{low:g}, {high:g}], the range the model was trained on; preprocess "
+                                 "inputs as in training")
+    return values
 
 
 def _kind_words(dtype: np.dtype) -> str:
-    return {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers"}.get(dtype.kind, "non-numeric values")
+    words = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers"}
+    return words.get(dtype.kind, "non-numeric values (or integers beyond 64 bits)")
 
 
 def _check_range(spec: TensorSpec, values: np.ndarray, dtype: np.dtype) -> None:

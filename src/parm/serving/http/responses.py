@@ -67,7 +67,7 @@ def encode_infer_response(model: ModelInfo, request: InferRequest, outputs: dict
     if request.id is not None:
         doc["id"] = request.id
     doc.update(parameters=parameters, outputs=entries)
-    header = json.dumps(doc, separators=(",", ":")).encode()
+    header = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()  # NaN is not JSON: a 500, not a bad body
     if not blobs:
         return header, {"Content-Type": "application/json"}
     return header + b"".join(blobs), {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(header))}

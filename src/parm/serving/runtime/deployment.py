@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from parm.codes import Code
+from parm.data.dataset import Preprocess
+from parm.models import ModelCard
 from parm.runs import BaseRun, CodedRun, open_run
 from parm.serving.core.coordinator import CoordinatorConfig
 from parm.serving.core.pools import Pool, plan_pools
@@ -21,6 +23,7 @@ from parm.serving.http.model import ModelInfo, TensorSpec
 from parm.serving.instance import InstanceSpec
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+OUT_OF_RANGE = ("refuse", "clip")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,11 @@ class ServeOptions:
     noop: bool = False
     delays: Mapping[int, float] = field(default_factory=dict)
     name: str | None = None
+    out_of_range: str = "refuse"  # inputs outside the training data's range: refuse them (400) or clip them in
+
+    def __post_init__(self) -> None:
+        if self.out_of_range not in OUT_OF_RANGE:
+            raise ValueError(f"out_of_range must be one of {', '.join(OUT_OF_RANGE)}, got {self.out_of_range!r}")
 
 
 @dataclass(frozen=True)
@@ -80,13 +88,24 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
     default_output[options.default_class] = 10.0
     model = ModelInfo(
         name=options.name or f"{card.dataset}-{card.model}",
-        inputs=(TensorSpec(INPUT_NAME, "FP32", (-1, *card.input_shape)),),
+        inputs=(TensorSpec(INPUT_NAME, "FP32", (-1, *card.input_shape), bounds=input_bounds(card),
+                           clip=options.out_of_range == "clip"),),
         outputs=(TensorSpec(OUTPUT_NAME, "FP32", (-1, card.num_classes)),),
         parameters={"mode": options.mode, "k": str(config.k), "r": str(config.r),
                     "code": code.name if code is not None else "none", "classes": json.dumps(list(card.classes))},
     )
     return Deployment(model, specs, pools, config, code if options.mode == "parm" else None, default_output,
                       options.mode)
+
+
+def input_bounds(card: ModelCard) -> tuple[float, float]:
+    """The range of F's preprocessed training inputs: pixels in [0, 1], then per-channel (x - mean) / std."""
+    preprocess = Preprocess.from_dict(card.preprocess)
+    if preprocess.mean is None or preprocess.std is None:
+        return 0.0, 1.0
+    lows = [(0.0 - m) / s for m, s in zip(preprocess.mean, preprocess.std, strict=True)]
+    highs = [(1.0 - m) / s for m, s in zip(preprocess.mean, preprocess.std, strict=True)]
+    return min(lows), max(highs)
 
 
 def _open_source(source: Path, mode: str) -> BaseRun | CodedRun:

@@ -71,6 +71,13 @@ class Frontend:
     def is_ready(self) -> bool:
         return self._ready
 
+    def admits(self) -> bool:
+        """Room for one more request under ``max_pending`` (its exact size is checked once it is parsed)."""
+        if len(self._futures) < self.max_pending:
+            return True
+        self.metrics.rejected.inc()
+        return False
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the frontend runs on: call the backend (e.g. to inject faults) only from it."""
