@@ -141,7 +141,7 @@ Run = BaseRun | ParityRun | CoderRun
 
 def open_run(path: str | Path) -> Run:
     """The run at ``path``: a coded run folder (with ``code.json``) or a base checkpoint."""
-    path = Path(path)
+    path = _existing(path, "train a run first (`parm train-base`, `parm train-parity` or `parm train-coder`)")
     if (path / CODE_NAME).is_file():
         return open_coded_run(path)
     if weights_path(path).is_file():
@@ -151,9 +151,17 @@ def open_run(path: str | Path) -> Run:
     )
 
 
+def _existing(path: str | Path, fix: str) -> Path:
+    """``path``, which must exist: a mistyped path is then reported as such, not as a folder of the wrong kind."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: check the path, or {fix}")
+    return path
+
+
 def open_coded_run(path: str | Path) -> ParityRun | CoderRun:
     """The coded run at ``path``, which must hold a ``code.json``."""
-    path = Path(path)
+    path = _existing(path, "train one with `parm train-parity` or `parm train-coder`")
     if not (path / CODE_NAME).is_file():
         raise FileNotFoundError(
             f"{path} is not a coded run (no {CODE_NAME}): train one with `parm train-parity` or `parm train-coder`"

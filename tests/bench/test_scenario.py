@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from parm.bench.scenario import ScenarioError, load_scenario
+from parm.cli import main
 
 STANDARD = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios" / "standard.yaml"
 
@@ -61,11 +63,65 @@ def test_sweep_variants_are_labelled_by_value(tmp_path: Path) -> None:
     ("faults: [{kind: meteor, at_s: 1}]\n", "fault kind 'meteor'"),
     ("instance_processes: 0\n", "instance_processes must be at least 1"),
     ("instance_processes: 1\nshuffles: {count: 2, mode: real}\n", "leave instance_processes out"),
+    ("", "the scenario file is empty: see benchmarks/scenarios/standard.yaml"),
+    ("# only comments\n", "the scenario file is empty"),
+    ("cluster: {k: 0}\n", "need k >= 1 (a whole number), got 0"),
+    ("cluster: {k: two}\n", "need k >= 1 (a whole number), got 'two'"),
+    ("cluster: 5\n", "bad cluster settings: need a mapping, got 5"),
+    ("workload: [1, 2]\n", "bad workload settings: need a mapping"),
+    ("r: 0\n", "need r >= 1"),
+    ("base_instances: 2.5\n", "need base_instances >= 1 (a whole number), got 2.5"),
+    ("batch_size: 0\n", "need batch_size >= 1"),
+    ("workload: {queries: 0}\n", "need queries >= 1"),
+    ("workload: {warmup: -1}\n", "need warmup >= 0"),
+    ("rate: fast\n", "need rate > 0 (a number), got 'fast'"),
+    ("rate: .inf\n", "need rate > 0"),
+    ("group_wait_ms: -1\n", "need group_wait_ms >= 0"),
+    ("deadline_ms: 0\n", "need deadline_ms > 0 (a number, or null for no deadline)"),
+    ("hedge_after_ms: soon\n", "need hedge_after_ms > 0"),
+    ("seed: -1\n", "need seed >= 0"),
+    ("repeats: 0\n", "need repeats >= 1"),
+    ("k: yes\n", "need k >= 1 (a whole number), got True"),  # YAML 1.1: yes is a boolean
+    ("modes: parm\n", "need modes as a list"),
+    ("modes: []\n", "need at least one mode"),
+    ("instance_processes: two\n", "instance_processes must be at least 1"),
+    ("name: 2024\n", "need name as text"),
+    ("model: 5\n", "need model as the path of a run folder"),
+    ("sweep: {k: [2, zero]}\n", "bad sweep value: need k >= 1 (a whole number), got 'zero'"),
+    ("sweep: {shuffles: [2, -1]}\n", "bad sweep value: need shuffles >= 0"),
+    ("sweep: {rate: [0]}\n", "bad sweep value: need rate > 0"),
+    ("sweep: {batch_size: []}\n", "sweep batch_size needs at least one value"),
+    ("service: 2\n", "bad service settings: need a mapping, got 2"),
+    ("frontend: constant\n", "bad frontend settings: need a mapping"),
+    ("shuffles: many\n", "bad shuffles settings: need a mapping, got 'many'"),
+    ("faults: {kind: fail-stop, at_s: 1}\n", "bad faults settings: need a list"),
+    ("faults: [5]\n", "bad faults settings: need a mapping, got 5"),
 ])
 def test_bad_files_raise_a_scenario_error_that_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ScenarioError) as caught:
         load_scenario(write(tmp_path, text))
     assert message in str(caught.value)
+
+
+def test_valid_edge_values_are_accepted(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, "cluster: {k: 1, group_wait_ms: 0}\nworkload: {warmup: 0, rate: 0.5}\n"
+                                             "deadline_ms: null\nshuffles: 3\nfaults: null\n"))
+    assert (scenario.k, scenario.group_wait_ms, scenario.warmup, scenario.rate) == (1, 0, 0, 0.5)
+    assert (scenario.deadline_ms, scenario.shuffles.count, scenario.faults) == (None, 3, ())
+
+
+def test_overrides_are_checked_like_the_file() -> None:
+    with pytest.raises(ScenarioError, match="need queries >= 1"):
+        load_scenario(STANDARD, queries=0)
+    with pytest.raises(ScenarioError, match="need base_instances >= 1"):
+        replace(load_scenario(STANDARD), base_instances=0)
+
+
+def test_simulate_on_a_bad_file_prints_one_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["simulate", str(write(tmp_path, "cluster: {k: 0}\n")), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "parm simulate: error: need k >= 1 (a whole number), got 0: e.g. k: 2\n"
+    assert captured.out == ""
 
 
 def test_a_missing_file_points_at_the_examples(tmp_path: Path) -> None:

@@ -48,6 +48,37 @@ def test_every_command_has_help(capsys):
         assert "usage: parm" in capsys.readouterr().out
 
 
+def _every_command(parser, prefix=()):
+    """Every command line that has its own help: ``[]``, ``["data"]``, ``["data", "fetch"]``, ``["bench", ...]``."""
+    yield list(prefix)
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield from _every_command(sub, (*prefix, name))
+
+
+def test_help_shows_no_rest_markup(capsys):
+    """Help texts read as plain text: single backticks for code, never reST's double ones."""
+    commands = list(_every_command(build_parser()))
+    assert ["bench", "calibrate"] in commands and ["data", "fetch"] in commands
+    for command in commands:
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        assert "``" not in capsys.readouterr().out, command
+
+
+@pytest.mark.parametrize("command", ["train-parity", "train-coder"])
+def test_coded_training_refuses_k_1_as_replication(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--dataset", "unused", "--model", "base-mlp", "--k", "1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --k: k = 1 is replication" in err and "--mode equal-resources" in err
+    with pytest.raises(SystemExit):
+        main([command, "--dataset", "unused", "--model", "base-mlp", "--k", "0"])
+    assert "need k >= 2" in capsys.readouterr().err
+
+
 def test_train_base_end_to_end(idx_dir, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train-base", "--dataset", str(idx_dir), "--model", "lenet5", "--epochs", "3", "--out", str(out)]

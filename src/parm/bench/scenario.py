@@ -8,7 +8,9 @@ See ``benchmarks/scenarios/standard.yaml`` for a commented example.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,11 +25,62 @@ from parm.workload.shuffles import ShuffleConfig
 
 SWEEPABLE = ("rate", "k", "shuffles", "batch_size")
 ANY_MODE = "*"
+# Groupings of top-level settings in the file (flattened on reading), with an example of each.
+SECTIONS = {"cluster": "{base_instances: 12, k: 2}", "workload": "{rate: 270, queries: 20000}"}
+EXAMPLE = "benchmarks/scenarios/standard.yaml"
+SERVICE_EXAMPLE = "{profile: ../profiles/resnet18-224-h200.json} or {distribution: constant, mean_ms: 2}"
+FRONTEND_EXAMPLE = "{profile: ../profiles/frontend-2core.json} or {distribution: constant, mean_ms: 0.5}"
 T = TypeVar("T")
 
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be run, with what to change."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one numeric setting accepts: a whole number or any number, above (or at) a bound, maybe null."""
+
+    whole: bool
+    low: float
+    inclusive: bool = True
+    null: str | None = None  # what null (or leaving the setting out) means, when it is allowed
+    example: str = ""
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """Why ``value`` cannot be ``name``, naming the setting and a valid line; None when it is fine."""
+        if value is None and self.null is not None:
+            return None
+        if _is_number(value, whole=self.whole) and (value >= self.low if self.inclusive else value > self.low):
+            return None
+        bound = f"{'>=' if self.inclusive else '>'} {self.low:g}"
+        kind = "a whole number" if self.whole else "a number"
+        null = f", or null {self.null}" if self.null is not None else ""
+        return f"need {name} {bound} ({kind}{null}), got {value!r}: e.g. {name}: {self.example}"
+
+
+# Every numeric top-level setting; a sweep's values follow the rule of the setting they replace.
+RULES = {
+    "base_instances": Rule(whole=True, low=1, example="12"),
+    "k": Rule(whole=True, low=1, example="2"),
+    "r": Rule(whole=True, low=1, example="1"),
+    "batch_size": Rule(whole=True, low=1, example="1"),
+    "group_wait_ms": Rule(whole=False, low=0, example="5"),
+    "deadline_ms": Rule(whole=False, low=0, inclusive=False, null="for no deadline", example="50"),
+    "hedge_after_ms": Rule(whole=False, low=0, inclusive=False, null="for the service time's p95", example="10"),
+    "rate": Rule(whole=False, low=0, inclusive=False, example="270"),
+    "queries": Rule(whole=True, low=1, example="20000"),
+    "warmup": Rule(whole=True, low=0, example="1000"),
+    "seed": Rule(whole=True, low=0, example="0"),
+    "repeats": Rule(whole=True, low=1, example="3"),
+}
+SWEEP_RULES = {**RULES, "shuffles": Rule(whole=True, low=0, example="4")}  # a shuffles sweep gives counts
+
+
+def _is_number(value: Any, *, whole: bool) -> bool:
+    """A finite number (a whole one if ``whole``); YAML's ``yes``/``no`` are booleans, which are no numbers here."""
+    kind = numbers.Integral if whole else numbers.Real
+    return isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -58,15 +111,31 @@ class Scenario:
     sweep: tuple[str, tuple[Any, ...]] | None = None
 
     def __post_init__(self) -> None:
+        """Check every setting here, so that the file, the command-line overrides and a sweep's variants
+        (all `dataclasses.replace`) fail as one line naming the setting, not deep inside a run."""
         if isinstance(self.frontend, ServiceTime):  # one law for every mode
             object.__setattr__(self, "frontend", {ANY_MODE: self.frontend})
+        for name in ("name", "description"):
+            if not isinstance(getattr(self, name), str):
+                raise ScenarioError(f"need {name} as text, got {getattr(self, name)!r}: e.g. {name}: \"k2 at 270 qps\" "
+                                    "(quoted when it reads as a number)")
+        if not self.modes:
+            raise ScenarioError(f"need at least one mode: e.g. modes: [parm, equal-resources] "
+                                f"(known: {', '.join(MODES)})")
         unknown = [mode for mode in self.modes if mode not in MODES]
         if unknown:
             raise ScenarioError(f"unknown modes {unknown}: use some of {', '.join(MODES)}")
-        if self.rate <= 0 or self.queries < 1 or self.warmup < 0 or self.base_instances < 1 or self.repeats < 1:
-            raise ScenarioError("need rate > 0, queries >= 1, warmup >= 0, base_instances >= 1 and repeats >= 1")
-        if self.instance_processes is not None and self.instance_processes < 1:
-            raise ScenarioError("instance_processes must be at least 1, or left out for one process per instance")
+        for name, rule in RULES.items():
+            if (problem := rule.problem(name, getattr(self, name))) is not None:
+                raise ScenarioError(problem)
+        processes = self.instance_processes
+        if processes is not None and not (_is_number(processes, whole=True) and processes >= 1):
+            raise ScenarioError(f"instance_processes must be at least 1 (a whole number), or left out for one process "
+                                f"per instance; got {self.instance_processes!r}")
+        if self.model is not None and not isinstance(self.model, str):
+            raise ScenarioError(f"need model as the path of a run folder, got {self.model!r}")
+        if self.sweep is not None:
+            _check_sweep(*self.sweep)
         if self.instance_processes is not None and self.shuffles.mode == "real" and self.shuffles.count:
             raise ScenarioError("real shuffles load each instance's own process: leave instance_processes out")
 
@@ -113,11 +182,15 @@ def load_scenario(path: str | Path, **overrides: Any) -> Scenario:
     """Read a scenario YAML file; ``overrides`` (e.g. ``queries=2000``) replace top-level values."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ScenarioError(f"no scenario file at {path}: see benchmarks/scenarios/ for examples") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ScenarioError(f"cannot read the scenario file {path} ({err}): see {EXAMPLE}") from None
     except yaml.YAMLError as err:
         raise ScenarioError(f"{path} is not valid YAML: {err}") from None
+    if data is None:  # no settings at all (or only comments): running the defaults would hide a wrong file
+        raise ScenarioError(f"the scenario file is empty: see {EXAMPLE} ({path})")
     if not isinstance(data, dict):
         raise ScenarioError(f"{path} must hold a mapping of settings")
     return replace(scenario_from_dict(data, base=path.parent), **{k: v for k, v in overrides.items() if v is not None})
@@ -126,25 +199,30 @@ def load_scenario(path: str | Path, **overrides: Any) -> Scenario:
 def scenario_from_dict(data: dict[str, Any], base: Path = Path(".")) -> Scenario:
     """A scenario from the file's mapping; relative paths are resolved against ``base``."""
     data = dict(data)
-    cluster, workload = data.pop("cluster", {}) or {}, data.pop("workload", {}) or {}
+    flat: dict[str, Any] = {}
+    for name, example in SECTIONS.items():  # the sections only group settings: flatten them
+        section = data.pop(name, None)
+        flat.update({} if section is None else _mapping(name, section, example))
+    flat.update(data)
     known = {f.name for f in fields(Scenario)}
-    flat = {**cluster, **workload, **data}
-    unknown = sorted(set(flat) - known)
+    unknown = sorted(str(key) for key in set(flat) - known)
     if unknown:
         raise ScenarioError(f"unknown settings {unknown}; known: {sorted(known)}")
     if "service" in flat:
-        flat["service"] = _section("service", lambda spec: _service(spec, base), flat["service"])
+        flat["service"] = _section(
+            "service", lambda spec: _service(_mapping("service", spec, SERVICE_EXAMPLE), base), flat["service"])
     if "frontend" in flat:
-        flat["frontend"] = _section("frontend", lambda spec: _frontend(spec, base), flat["frontend"])
+        flat["frontend"] = _section(
+            "frontend", lambda spec: _frontend(_mapping("frontend", spec, FRONTEND_EXAMPLE), base), flat["frontend"])
     if "shuffles" in flat:
-        flat["shuffles"] = _section("shuffles", lambda spec: ShuffleConfig(**spec) if isinstance(spec, dict)
-                                    else ShuffleConfig(count=int(spec)), flat["shuffles"])
+        flat["shuffles"] = _section("shuffles", _shuffles, flat["shuffles"])
     if "faults" in flat:
-        flat["faults"] = _section("faults", lambda faults: tuple(Fault(**fault) for fault in faults or ()),
-                                  flat["faults"])
+        flat["faults"] = _section("faults", _faults, flat["faults"])
     if "modes" in flat:
+        if not isinstance(flat["modes"], list):
+            raise ScenarioError(f"need modes as a list, got {flat['modes']!r}: e.g. modes: [parm, equal-resources]")
         flat["modes"] = tuple(flat["modes"])
-    if flat.get("model") is not None:
+    if isinstance(flat.get("model"), str):  # anything else is refused by Scenario
         flat["model"] = str((base / flat["model"]).resolve()) if not Path(flat["model"]).is_absolute() else flat["model"]
     if "sweep" in flat and flat["sweep"] is not None:
         sweep = flat["sweep"]
@@ -170,6 +248,42 @@ def _section(name: str, build: Callable[[Any], T], spec: Any) -> T:
         raise ScenarioError(f"bad {name} settings: {err}") from None
 
 
+def _check_sweep(key: str, values: tuple[Any, ...]) -> None:
+    """A sweep names one sweepable setting and at least one value, each valid for that setting."""
+    if key not in SWEEPABLE:
+        raise ScenarioError(f"sweep must name one of {SWEEPABLE}, not {key!r}: e.g. sweep: {{rate: [150, 270]}}")
+    if not values:
+        raise ScenarioError(f"sweep {key} needs at least one value: "
+                            f"e.g. sweep: {{{key}: [{SWEEP_RULES[key].example}]}}")
+    for value in values:
+        if (problem := SWEEP_RULES[key].problem(key, value)) is not None:
+            raise ScenarioError(f"bad sweep value: {problem}")
+
+
+def _mapping(name: str, spec: Any, example: str) -> Mapping[str, Any]:
+    """``spec`` if it is a mapping, else a ScenarioError showing the section's form."""
+    if not isinstance(spec, Mapping):
+        raise ScenarioError(f"bad {name} settings: need a mapping, got {spec!r}: e.g. {name}: {example}")
+    return spec
+
+
+def _shuffles(spec: Any) -> ShuffleConfig:
+    """The shuffles section: a mapping of `ShuffleConfig` fields, or just the count of shuffles."""
+    if _is_number(spec, whole=True):
+        return ShuffleConfig(count=spec)
+    return ShuffleConfig(**_mapping("shuffles", spec, "{count: 4, slowdown: 3.5} (or a count: shuffles: 4)"))
+
+
+def _faults(faults: Any) -> tuple[Fault, ...]:
+    """The faults section: a list of mappings of `Fault` fields (empty or null for none)."""
+    if faults is None:
+        return ()
+    if not isinstance(faults, list):
+        raise ScenarioError(f"bad faults settings: need a list, got {faults!r}: "
+                            "e.g. faults: [{kind: fail-stop, at_s: 20}]")
+    return tuple(Fault(**_mapping("faults", fault, "[{kind: fail-stop, at_s: 20}]")) for fault in faults)
+
+
 def _frontend(spec: dict[str, Any], base: Path) -> dict[str, ServiceTime]:
     """The frontend's cost per mode: a profile from `parm bench calibrate` holds one law per mode it measured."""
     law = _service(spec, base)
@@ -181,6 +295,7 @@ def _frontend(spec: dict[str, Any], base: Path) -> dict[str, ServiceTime]:
 
 
 def _service(spec: dict[str, Any], base: Path) -> ServiceTime:
+    """A service-time law: a measured ``profile`` (scaled), or a ``distribution`` with its ``mean_ms``."""
     spec = dict(spec)
     if "profile" in spec:
         profile = Path(spec.pop("profile"))

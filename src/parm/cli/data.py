@@ -11,7 +11,8 @@ from parm.data.cache import default_cache_dir
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("data", help="fetch datasets and show their splits", description=__doc__)
+    parser = commands.add_parser("data", help="fetch datasets and show their splits",
+                                 description="Fetch datasets into the cache and show their splits and checksums.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     fetch = actions.add_parser(
         "fetch",

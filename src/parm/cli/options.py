@@ -72,8 +72,23 @@ def add_coded_run_options(parser: argparse.ArgumentParser) -> None:
     add_dataset_options(parser)
     parser.add_argument("--model", help="the base model's name: its checkpoint is runs/base/DATASET-MODEL")
     parser.add_argument("--base", type=Path, help="the base model's checkpoint (folder or .safetensors), instead of --model")
-    parser.add_argument("--k", type=int, default=2, help="queries per coding group (default: %(default)s)")
+    parser.add_argument("--k", type=group_size, default=2, help="queries per coding group, at least 2 (default: %(default)s)")
     parser.add_argument("--r", type=int, default=1, help="parities per group (default: %(default)s)")
+
+
+def group_size(text: str) -> int:
+    """``--k`` of a coded run. The codes accept k = 1, but training one is refused here: with one query per
+    group a parity only copies that query's output, which is replication, and serving gives that untrained."""
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"need a whole number of queries per group, got {text!r}") from None
+    if k == 1:
+        raise argparse.ArgumentTypeError("k = 1 is replication, not a code: use --k 2 or more (to serve replicas "
+                                         "without training, use `parm serve --mode equal-resources`)")
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"need k >= 2 queries per coding group, got {k}")
+    return k
 
 
 def base_checkpoint(args: argparse.Namespace, dataset_name: str) -> Path:

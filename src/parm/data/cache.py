@@ -62,8 +62,19 @@ def save_source(cache_dir: Path, key: str, source: SourceData) -> Path:
     return data_path
 
 
+def cache_path(cache_dir: Path, key: str) -> Path:
+    """The data file of ``key``'s cache entry (its manifest lies beside it)."""
+    return _paths(cache_dir, key)[0]
+
+
+def is_cached(cache_dir: Path, key: str) -> bool:
+    """Whether any file of ``key``'s entry is on disk: with `load_source` returning None, the entry is damaged
+    (a missing entry is the first fetch, a damaged one is worth a word to the user)."""
+    return any(path.exists() for path in _paths(cache_dir, key))
+
+
 def load_source(cache_dir: Path, key: str) -> SourceData | None:
-    """The cached source, or None when it is missing or damaged in any way."""
+    """The cached source, or None when it is missing or damaged in any way (`is_cached` tells which)."""
     data_path, manifest_path = _paths(cache_dir, key)
     try:
         manifest = json.loads(manifest_path.read_text())

