@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -23,8 +24,8 @@ class Echo:
     def is_ready(self) -> bool:
         return True
 
-    def admits(self) -> bool:
-        return True
+    def admission(self):
+        return contextlib.nullcontext()
 
     async def infer(self, inputs: np.ndarray) -> Prediction:
         kinds = tuple("reconstructed" if x[0] > 0 else "original" for x in inputs)

@@ -10,8 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from parm.models import UnknownModelError, build_model, describe_models, model_names, register_model
-from parm.models import registry
+from parm.models import UnknownModelError, build_model, describe_models, model_names, register_model, registry
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8), (3, 20, 24)]
 CLASSES = [1, 10, 100]

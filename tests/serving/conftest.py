@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED
-from parm.serving.http.model import ModelInfo, Prediction, TensorSpec
+from parm.serving.http.model import ModelInfo, Overloaded, Prediction, TensorSpec
 
 TOY_MODEL = ModelInfo(
     name="toy",
@@ -41,8 +42,11 @@ class FakeService:
     def is_ready(self) -> bool:
         return self.ready
 
-    def admits(self) -> bool:
-        return self.admitting
+    @contextlib.asynccontextmanager
+    async def admission(self):
+        if not self.admitting:
+            raise Overloaded("the fake is full")
+        yield
 
     async def infer(self, inputs: np.ndarray) -> Prediction:
         if self.error is not None:

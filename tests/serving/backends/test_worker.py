@@ -1,12 +1,16 @@
-"""A worker process hosting several instances: a held answer never delays another instance's."""
+"""A worker process hosting several instances: a held answer never delays another instance's; only its frontend
+stops it, and quietly."""
 
 from __future__ import annotations
 
 import io
+import signal
+import subprocess
+import sys
 
 import numpy as np
 
-from parm.serving.backends.local.wire import read_frame_sync
+from parm.serving.backends.local.wire import pack, read_frame_sync
 from parm.serving.backends.local.worker import Host
 from parm.serving.core.pools import BASE_POOL
 from parm.serving.instance import InstanceSpec
@@ -51,3 +55,37 @@ def test_a_restarted_instance_is_announced_after_its_restart_time() -> None:
     host.handle({"kill": 1, "restart": True, "restart_after": 3600.0}, None)
     host.release_due()
     assert frames(out) == [] and 3500 < host.wait() <= 3600
+
+
+def start_worker(*specs: InstanceSpec) -> subprocess.Popen:
+    """A worker process hosting ``specs``, once it has said every one is ready."""
+    worker = subprocess.Popen([sys.executable, "-m", "parm.serving.backends.local.worker"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    worker.stdin.write(pack({"instances": [spec.to_dict() for spec in specs]}))
+    worker.stdin.flush()
+    assert sorted(read_frame_sync(worker.stdout)[0]["ready"] for _ in specs) == [spec.id for spec in specs]
+    return worker
+
+
+def test_a_worker_ignores_ctrl_c_and_ends_quietly_when_its_stdin_closes() -> None:
+    worker = start_worker(FAST)
+    try:
+        worker.send_signal(signal.SIGINT)  # as a Ctrl-C to a group it were in: the frontend alone stops it
+        worker.stdin.write(pack({"batch": 1, "instance": 1}, np.zeros((1, 4), np.float32)))
+        worker.stdin.flush()
+        assert read_frame_sync(worker.stdout)[0]["batch"] == 1  # it answered after the SIGINT
+        worker.stdin.close()
+        assert worker.wait(timeout=30) == 0 and worker.stderr.read() == b""
+    finally:
+        worker.kill()
+
+
+def test_a_worker_whose_frontend_stopped_reading_ends_quietly() -> None:
+    worker = start_worker(InstanceSpec(0, BASE_POOL, output_shape=(3,), delay_s=0.05))
+    try:
+        worker.stdin.write(pack({"batch": 1, "instance": 0}, np.zeros((1, 4), np.float32)))
+        worker.stdin.flush()
+        worker.stdout.close()  # its answer, due 50 ms on, meets a closed pipe
+        assert worker.wait(timeout=30) == 0 and worker.stderr.read() == b""
+    finally:
+        worker.kill()

@@ -114,13 +114,12 @@ class _Endpoints:
 
     async def infer(self, request: Request) -> Response:
         self._check_model(request)
-        if not self.service.admits():  # before the body: a rejection must cost less than a query
-            raise Overloaded("the server's queue is full: retry later")
-        body = protocol.decode_content(await self._read_body(request), request.headers.get("content-encoding"),
-                                       self.max_body_bytes)
-        header_length = protocol.parse_header_length(request.headers.get(protocol.HEADER_LENGTH))
-        query = protocol.parse_infer_request(body, header_length, self.model)
-        prediction = await self.service.infer(query.inputs[self.model.inputs[0].name])
+        async with self.service.admission():  # before the body: a rejection must cost less than a query
+            body = protocol.decode_content(await self._read_body(request), request.headers.get("content-encoding"),
+                                           self.max_body_bytes)
+            header_length = protocol.parse_header_length(request.headers.get(protocol.HEADER_LENGTH))
+            query = protocol.parse_infer_request(body, header_length, self.model)
+            prediction = await self.service.infer(query.inputs[self.model.inputs[0].name])
         _check_prediction(prediction, query.batch_size)
         outputs = {self.model.outputs[0].name: prediction.outputs}
         parameters = {"answer": ",".join(prediction.answers)}

@@ -1,5 +1,7 @@
 """Limits on a request's head, enforced while it arrives: URL length, header count and header bytes.
 
+Malformed HTTP is refused the same way (a JSON 400, then a lingering close that cannot lose the answer).
+
 uvicorn's httptools protocol buffers a request line and headers of any size: three 100 MB headers
 took a frontend from 285 to 607 MB. `BoundedHttpToolsProtocol` counts the head's bytes as they come
 and answers 414 (URL too long) or 431 (headers too large or too many) with the protocol's JSON
@@ -18,7 +20,7 @@ MAX_URL_BYTES = 8 * 1024
 MAX_HEADERS = 100
 MAX_HEAD_BYTES = 64 * 1024
 LINGER_S = 2.0  # how long a refused connection's remaining bytes are read and dropped before it is closed
-_REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_REASONS = {400: b"Bad Request", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 
 
 class HeadTooLarge(Exception):
@@ -51,7 +53,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(*self._refusal)
             else:
                 self.logger.debug("invalid HTTP request received: %s", exc)
-                self.send_400_response("Invalid HTTP request received.")
+                self._refuse(400, f"invalid HTTP request ({exc})")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

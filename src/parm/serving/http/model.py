@@ -6,6 +6,7 @@ The protocol code (`parm.serving.http.app`) knows nothing about codes or instanc
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,9 +76,9 @@ class InferenceService(Protocol):
     def is_ready(self) -> bool:
         """Whether queries can be served now."""
 
-    def admits(self) -> bool:
-        """Whether a new request would be admitted now: asked before its body is read, so that shedding load
-        costs microseconds, not a parse."""
+    def admission(self) -> contextlib.AbstractAsyncContextManager:
+        """A place for one request, held while it is read and served: taken before its body is read, so that
+        shedding load costs microseconds, not a parse; raises `Overloaded` when none is to be had."""
 
     async def infer(self, inputs: np.ndarray) -> Prediction:
         """Predict a batch of n queries, each of the model's declared input shape."""

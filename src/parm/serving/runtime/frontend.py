@@ -21,6 +21,7 @@ from parm.serving.backends.base import Backend
 from parm.serving.core.codec import codec_for
 from parm.serving.core.coordinator import BASE_POOL, Answer, Coordinator
 from parm.serving.http.model import ModelInfo, Overloaded, Prediction, Unavailable
+from parm.serving.runtime.admission import Admission
 from parm.serving.runtime.deployment import Deployment
 from parm.serving.runtime.metrics import FrontendMetrics
 
@@ -30,10 +31,15 @@ log = logging.getLogger("parm.serving.runtime.frontend")
 class Frontend:
     """Serves a `Deployment` through a `Backend`; implements `parm.serving.http.model.InferenceService`."""
 
-    def __init__(self, deployment: Deployment, backend: Backend, *, max_pending: int = 4096) -> None:
+    def __init__(self, deployment: Deployment, backend: Backend, *, max_pending: int = 4096,
+                 max_waiting: int | None = None, max_wait_s: float = 1.0) -> None:
+        """``max_pending`` queries (and requests) at once; up to ``max_waiting`` more requests (default: 4 x
+        ``max_pending``) wait, unread, at most ``max_wait_s`` for a place before they are answered 503."""
         self.deployment, self.backend, self.max_pending = deployment, backend, max_pending
         self.model: ModelInfo = deployment.model
         self.metrics = FrontendMetrics(deployment.mode)
+        self.admission = Admission(max_pending, 4 * max_pending if max_waiting is None else max_waiting, max_wait_s,
+                                   on_reject=self.metrics.rejected.inc)
         self.registry = self.metrics.registry
         self.coordinator: Coordinator | None = None
         self._futures: dict[int, asyncio.Future] = {}
@@ -71,12 +77,6 @@ class Frontend:
     def is_ready(self) -> bool:
         return self._ready
 
-    def admits(self) -> bool:
-        """Room for one more request under ``max_pending`` (its exact size is checked once it is parsed)."""
-        if len(self._futures) < self.max_pending:
-            return True
-        self.metrics.rejected.inc()
-        return False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

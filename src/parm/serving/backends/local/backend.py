@@ -5,6 +5,10 @@ speaking length-prefixed frames over its stdin and stdout. A reader task per chi
 frames into `on_result` calls; when a child dies (a crash, an OOM kill, SIGKILL) its reader sees
 end-of-stream, reports the batches its instances held as lost, and starts a replacement, which
 reports `on_ready` once its models are loaded.
+
+A worker stops when its stdin closes (`stop`, or the frontend's death). It runs in a session of
+its own, so the signals of the frontend's terminal or process group (a Ctrl-C) reach the frontend
+alone: it drains the queries in flight while every instance keeps answering, then stops them.
 """
 
 from __future__ import annotations
@@ -125,17 +129,22 @@ class LocalBackend(Backend):
             sys.executable, "-m", "parm.serving.backends.local.worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "OMP_NUM_THREADS": str(max(spec.threads for spec in specs))},
-            limit=2**26,
+            limit=2**26, start_new_session=True,  # out of the terminal's reach from its first instruction (see above)
         )
         process.stdin.write(pack({"instances": [spec.to_dict() for spec in specs]}))  # too long for argv
         ports, waiting = {}, {spec.id for spec in specs}
-        while waiting:
-            header, _ = await read_frame(process.stdout)
-            if header.get("ready") not in waiting:
-                raise RuntimeError(f"instances {sorted(waiting)} got {header} instead of a ready frame")
-            waiting.discard(header["ready"])
-            if "shuffle_port" in header:
-                ports[header["ready"]] = header["shuffle_port"]
+        try:
+            while waiting:
+                header, _ = await read_frame(process.stdout)
+                if header.get("ready") not in waiting:
+                    raise RuntimeError(f"instances {sorted(waiting)} got {header} instead of a ready frame")
+                waiting.discard(header["ready"])
+                if "shuffle_port" in header:
+                    ports[header["ready"]] = header["shuffle_port"]
+        except BaseException:  # a worker that failed to start, or a start-up cancelled by `stop`: none is left behind
+            if process.returncode is None:
+                process.kill()
+            raise
         log.info("instances ready", extra={"instances": [spec.id for spec in specs], "pid": process.pid})
         return _Host(specs, process, ports)
 

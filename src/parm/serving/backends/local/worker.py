@@ -5,7 +5,12 @@ It loads their models (one copy per checkpoint), says each is ready, then comput
 frame as it arrives and writes its output frame once `ModelInstance.compute` says it is due; while
 an answer is held it keeps reading, so a held instance never delays the others. A ``kill`` frame
 crashes one hosted instance (dropping what it held) and, if asked, restarts it, announcing it ready
-``restart_after`` seconds later. The process exits when stdin closes (its frontend is gone).
+``restart_after`` seconds later.
+
+Its supervisor alone stops it, by closing its stdin (or by dying, which closes it): the process
+exits, quietly, when stdin or stdout closes. It ignores SIGINT and SIGTERM, so that a Ctrl-C or a
+service manager signalling every process stops the frontend, which drains, rather than the
+instances under the queries in flight; SIGKILL still crashes it (fault injection).
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
+import os
 import select
+import signal
 import sys
 import time
 from typing import Any, BinaryIO
@@ -79,7 +86,9 @@ class Host:
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     first = read_frame_sync(stdin)
-    if first is None or "instances" not in first[0]:
+    if first is None:  # the frontend went away before it said what to host
+        return
+    if "instances" not in first[0]:
         sys.exit("parm.serving.backends.local.worker: the first frame must list the instances to host")
     host = Host([InstanceSpec.from_dict(spec) for spec in first[0]["instances"]], stdout)
     gc.freeze()  # torch and the models live as long as the process: a full collection over them would stall a call
@@ -98,7 +107,15 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
 def main() -> None:
     if len(sys.argv) != 1 or sys.stdin.isatty():
         sys.exit("usage: python -m parm.serving.backends.local.worker (started by `parm serve` and `parm bench`, not by hand)")
-    serve(sys.stdin.buffer.raw, sys.stdout.buffer)  # unbuffered stdin: select must see every unread byte
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        serve(sys.stdin.buffer.raw, sys.stdout.buffer)  # unbuffered stdin: select must see every unread byte
+    except BrokenPipeError:  # the frontend is gone: nobody is left to answer
+        pass
+    # As multiprocessing's children end: nothing is left to clean up, and the interpreter's teardown of torch and the
+    # models (0.25 s) would hold up the frontend's stop. It also drops what stdout still buffers for a closed pipe.
+    os._exit(0)
 
 
 if __name__ == "__main__":
