@@ -164,3 +164,10 @@ def test_train_coder_then_evaluate(idx_dir, tmp_path, capsys, monkeypatch):
     assert (run / "code.safetensors").exists()
     assert main(["evaluate", str(run)]) == 0
     assert "| learned-conv | 2 | 1 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["train-parity", "train-coder"])
+def test_coded_training_refuses_no_parity(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--dataset", "unused", "--model", "base-mlp", "--r", "0"])
+    assert exit_info.value.code == 2 and "need r >= 1" in capsys.readouterr().err

@@ -73,7 +73,18 @@ def add_coded_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="the base model's name: its checkpoint is runs/base/DATASET-MODEL")
     parser.add_argument("--base", type=Path, help="the base model's checkpoint (folder or .safetensors), instead of --model")
     parser.add_argument("--k", type=group_size, default=2, help="queries per coding group, at least 2 (default: %(default)s)")
-    parser.add_argument("--r", type=int, default=1, help="parities per group (default: %(default)s)")
+    parser.add_argument("--r", type=parity_count, default=1, help="parities per group (default: %(default)s)")
+
+
+def parity_count(text: str) -> int:
+    """``--r`` of a coded run: at least one parity per group."""
+    try:
+        r = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"need a whole number of parities per group, got {text!r}") from None
+    if r < 1:
+        raise argparse.ArgumentTypeError(f"need r >= 1 parities per coding group, got {r}")
+    return r
 
 
 def group_size(text: str) -> int:

@@ -293,3 +293,14 @@ def test_json_nested_too_deeply_is_a_400_not_a_recursion_error(body):
 def test_data_nested_deeper_than_its_shape_is_refused():
     error = rejected(json_request([[[[[[0.0] * 3] * 2]]]]), BOUNDED)
     assert error.status == 400 and "deeper than its shape" in error.message
+
+
+@pytest.mark.parametrize("data", [[0.0, 0.5, True, 0.5, 0.5, 0.5], [[0.0, 0.5, 0.5], [0.5, False, 0.5]]])
+def test_a_boolean_among_numbers_is_refused_not_read_as_one(data):
+    error = rejected(json_request(data), BOUNDED)
+    assert error.status == 400 and "mixes booleans" in error.message
+
+
+def test_an_integer_beyond_64_bits_is_named_as_such():
+    error = rejected(json_request([10**30] + [0] * 5), BOUNDED)
+    assert error.status == 400 and "beyond 64 bits" in error.message

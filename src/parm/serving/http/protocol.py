@@ -149,7 +149,8 @@ def parse_infer_request(body: bytes, header_length: int | None, model: ModelInfo
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise ProtocolError(400, f"request 'id' must be a string, got {json.dumps(request_id)}")
-    inputs = _parse_inputs(doc.get("inputs"), binary, model)
+    literals = b"true" in header or b"false" in header  # a cheap gate for the scan of `_holds_bool`
+    inputs = _parse_inputs(doc.get("inputs"), binary, model, literals)
     outputs = _parse_outputs(doc.get("outputs"), binary_output, model)
     return InferRequest(request_id, inputs, outputs, binary_output, parameters)
 
@@ -196,7 +197,7 @@ def _names(specs: tuple[TensorSpec, ...]) -> str:
     return ", ".join(f"'{spec.name}'" for spec in specs)
 
 
-def _parse_inputs(raw: Any, binary: memoryview | None, model: ModelInfo) -> dict[str, np.ndarray]:
+def _parse_inputs(raw: Any, binary: memoryview | None, model: ModelInfo, literals: bool) -> dict[str, np.ndarray]:
     if not isinstance(raw, list) or not raw:
         raise ProtocolError(400, f"request needs 'inputs': a non-empty list of tensors (the model's inputs are "
                                  f"{_names(model.inputs)})")
@@ -205,7 +206,7 @@ def _parse_inputs(raw: Any, binary: memoryview | None, model: ModelInfo) -> dict
     offset = 0
     for item in raw:
         spec = _input_spec(item, specs, arrays, model)
-        arrays[spec.name], offset = _decode_input(item, spec, binary, offset)
+        arrays[spec.name], offset = _decode_input(item, spec, binary, offset, literals)
     if binary is not None and offset != len(binary):
         raise ProtocolError(400, f"the body has {len(binary)} bytes of binary data after the JSON header but the "
                                  f"inputs' binary_data_size values add up to {offset}")
@@ -259,7 +260,7 @@ def _check_batch(arrays: dict[str, np.ndarray], model: ModelInfo) -> None:
 
 
 def _decode_input(item: dict[str, Any], spec: TensorSpec, binary: memoryview | None,
-                  offset: int) -> tuple[np.ndarray, int]:
+                  offset: int, literals: bool) -> tuple[np.ndarray, int]:
     """The input's array, and the offset of the next input's binary data."""
     parameters = _object(item.get("parameters"), f"input '{spec.name}' 'parameters'")
     if "shared_memory_region" in parameters:
@@ -269,7 +270,7 @@ def _decode_input(item: dict[str, Any], spec: TensorSpec, binary: memoryview | N
     if size is None:
         if "data" not in item:
             raise ProtocolError(400, f"input '{spec.name}' has no data; give 'data' or parameters.binary_data_size")
-        return _decode_json_data(spec, item["data"], shape), offset
+        return _decode_json_data(spec, item["data"], shape, literals), offset
     if "data" in item:
         raise ProtocolError(400, f"input '{spec.name}' has both 'data' and parameters.binary_data_size; give one")
     if binary is None:
@@ -295,7 +296,8 @@ def _decode_binary_data(spec: TensorSpec, chunk: memoryview, shape: tuple[int, .
     return _within_bounds(spec, np.frombuffer(chunk, wire).astype(wire.newbyteorder("=")).reshape(shape))
 
 
-def _decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...]) -> np.ndarray:
+def _decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...], literals: bool = True) -> np.ndarray:
+    """``literals``: whether the body holds ``true`` or ``false`` at all (else no value here can be a boolean)."""
     dtype = WIRE_DTYPES[spec.datatype].newbyteorder("=")
     if not isinstance(data, list):
         raise ProtocolError(400, f"input '{spec.name}': 'data' must be a list of values (flat row-major or nested)")
@@ -309,11 +311,19 @@ def _decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...]) -> np
     if values.size != math.prod(shape):
         raise ProtocolError(400, f"input '{spec.name}' has {values.size} values in 'data', but shape {list(shape)} "
                                  f"needs {math.prod(shape)}")
+    if literals and dtype.kind != "b" and values.dtype.kind != "b" and _holds_bool(data):
+        raise ProtocolError(400, f"input '{spec.name}': 'data' mixes booleans with {_kind_words(dtype)} for "
+                                 f"{spec.datatype}; send {_kind_words(dtype)} only")
     if values.size and values.dtype.kind not in _JSON_KINDS[dtype.kind]:
         raise ProtocolError(400, f"input '{spec.name}': 'data' must hold {_kind_words(dtype)} for "
                                  f"{spec.datatype}, got {_kind_words(values.dtype)}")
     _check_range(spec, values, dtype)
     return _within_bounds(spec, values.astype(dtype).reshape(shape))
+
+
+def _holds_bool(data: Any) -> bool:
+    """Whether a (nested) list holds a JSON boolean, which numpy would quietly turn into 1 or 0."""
+    return any(value is True or value is False or (isinstance(value, list) and _holds_bool(value)) for value in data)
 
 
 def _depth(data: list) -> int:
