@@ -121,8 +121,8 @@ def check_deployment_options(args: argparse.Namespace) -> None:
 def check_serve_options(args: argparse.Namespace) -> None:
     """`parm serve`'s own options that cannot work, each refused naming its flag (the host is checked by `bind`)."""
     require(1 <= args.port <= 65535, f"--port must be in 1..65535, got {args.port}")
-    require(args.max_pending >= 1, f"--max-pending must be at least 1 (the queries in flight before new ones get "
-                                   f"503), got {args.max_pending}")
+    require(args.max_pending >= 1, f"--max-pending must be at least 1 (the requests served at once), "
+                                   f"got {args.max_pending}")
     require(args.max_waiting is None or args.max_waiting >= 0,
             f"--max-waiting must be 0 or more requests, got {args.max_waiting}")
     require(math.isfinite(args.max_wait_ms) and args.max_wait_ms >= 0,

@@ -10,7 +10,7 @@ the demo make instances slow without a busier machine.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ class InstanceSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (it crosses to worker processes and Ray actors as JSON, never pickled)."""
-        return {**asdict(self), "pool": self.pool.parity,
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "pool": self.pool.parity,
                 "emulation": self.emulation.to_dict() if self.emulation is not None else None}
 
     @classmethod

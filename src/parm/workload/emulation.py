@@ -29,7 +29,7 @@ class InstanceClock:
         """``row``: the instance's row in ``schedule`` (default: ``instance``, its stream's key)."""
         self.service, self.schedule, self.instance, self.seed, self.chunk = service, schedule, instance, seed, chunk
         self.row = instance if row is None else row
-        self.slowed = schedule.active
+        self.slowed = schedule.slows(self.row)  # its own row: a cluster-wide scan per clock would be quadratic
         self._draws: dict[int, list[float]] = {}
         self._streams: dict[int, np.random.Generator] = {}
         self._coins: list[float] = []

@@ -80,10 +80,9 @@ class ShuffleSchedule:
         empty = tuple(np.zeros(0) for _ in range(instances))
         return cls(empty, empty, 1.0)
 
-    @property
-    def active(self) -> bool:
-        """Whether any call is ever slowed."""
-        return self.slowdown != 1.0 and any(len(starts) for starts in self.starts)
+    def slows(self, instance: int) -> bool:
+        """Whether any call of ``instance`` is ever slowed (else `factor` is 1 throughout)."""
+        return self.slowdown != 1.0 and len(self.starts[instance]) > 0
 
     def touched(self, instance: int, at: float) -> bool:
         """Whether a shuffle touches ``instance`` at time ``at``."""

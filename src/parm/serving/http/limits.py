@@ -11,10 +11,11 @@ error, then closes the connection, before the rest is buffered. Pass it as uvico
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from parm.serving.http.responses import error_body
 
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADERS = 100
@@ -55,10 +56,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self.logger.debug("invalid HTTP request received: %s", exc)
                 self._refuse(400, f"invalid HTTP request ({exc})")
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head, self._head_bytes = True, 0
-
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
         if len(self.url) > MAX_URL_BYTES:
@@ -85,7 +82,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         Closing at once with unread bytes would reset the connection and could lose the answer, so the server
         sends its half-close and drops incoming bytes until the client closes, or `LINGER_S` has passed.
         """
-        body = json.dumps({"error": message}).encode()
+        body = error_body(message)
         head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
                 % (status, _REASONS[status], len(body)))
         self.transport.write(head + body)

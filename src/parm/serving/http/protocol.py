@@ -296,7 +296,7 @@ def _decode_binary_data(spec: TensorSpec, chunk: memoryview, shape: tuple[int, .
     return _within_bounds(spec, np.frombuffer(chunk, wire).astype(wire.newbyteorder("=")).reshape(shape))
 
 
-def _decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...], literals: bool = True) -> np.ndarray:
+def _decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...], literals: bool) -> np.ndarray:
     """``literals``: whether the body holds ``true`` or ``false`` at all (else no value here can be a boolean)."""
     dtype = WIRE_DTYPES[spec.datatype].newbyteorder("=")
     if not isinstance(data, list):
