@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from parm.codes import build_code
@@ -11,10 +12,13 @@ from parm.runs import BaseRun, ParityRun
 INPUT_SHAPE, CLASSES = (1, 28, 28), 10
 
 
-def placeholder_run(root: str | Path, k: int = 2, r: int = 1, *, model: str = "base-mlp") -> Path:
-    """``root/run``: a sum (r = 1) or linear code over an untrained ``model``; serve it with no-op instances."""
+def placeholder_run(root: str | Path, k: int = 2, r: int = 1, *, model: str = "base-mlp",
+                    input_shape: Sequence[int] = INPUT_SHAPE, classes: int = CLASSES) -> Path:
+    """``root/run``: a sum (r = 1) or linear code over an untrained ``model`` taking ``input_shape`` (channels x
+    height x width) to ``classes`` logits; serve it with no-op instances."""
     root = Path(root)
-    card = ModelCard(model, INPUT_SHAPE, tuple(str(i) for i in range(CLASSES)), "none", 0)
+    shape = tuple(input_shape)
+    card = ModelCard(model, shape, tuple(str(i) for i in range(classes)), "none", 0)
     base = BaseRun(root / "base")
-    base.save(build_model(model, INPUT_SHAPE, CLASSES), card)
+    base.save(build_model(model, shape, classes), card)
     return ParityRun.create(root / "run", build_code("sum" if r == 1 else "linear", k, r), base).path

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 
 import yaml
 
-from parm.serving.core.coordinator import CoordinatorConfig
+from parm.serving.core.coordinator import BATCHING, CoordinatorConfig
 from parm.serving.core.pools import MODES
 from parm.workload.faults import Fault
 from parm.workload.service_time import ServiceTime
 from parm.workload.shuffles import ShuffleConfig
 
-SWEEPABLE = ("rate", "k", "shuffles", "batch_size")
+SWEEPABLE = ("rate", "k", "shuffles", "batch_size", "batching")
 ANY_MODE = "*"
 # Groupings of top-level settings in the file (flattened on reading), with an example of each.
 SECTIONS = {"cluster": "{base_instances: 12, k: 2}", "workload": "{rate: 270, queries: 20000}"}
@@ -93,6 +93,7 @@ class Scenario:
     k: int = 2
     r: int = 1
     batch_size: int = 1
+    batching: str = "dynamic"
     group_wait_ms: float = 5.0
     instance_processes: int | None = None
     deadline_ms: float | None = None
@@ -128,6 +129,8 @@ class Scenario:
         for name, rule in RULES.items():
             if (problem := rule.problem(name, getattr(self, name))) is not None:
                 raise ScenarioError(problem)
+        if self.batching not in BATCHING:
+            raise ScenarioError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
         processes = self.instance_processes
         if processes is not None and not (_is_number(processes, whole=True) and processes >= 1):
             raise ScenarioError(f"instance_processes must be at least 1 (a whole number), or left out for one process "
@@ -142,7 +145,7 @@ class Scenario:
     def coordinator_config(self, mode: str) -> CoordinatorConfig:
         """The coordinator's switches for ``mode``, in seconds: the same for the real bench and the simulator."""
         return CoordinatorConfig(
-            k=self.k, r=self.r, batch_size=self.batch_size, group_wait=self.group_wait_ms / 1000,
+            k=self.k, r=self.r, batch_size=self.batch_size, batching=self.batching, group_wait=self.group_wait_ms / 1000,
             deadline=None if self.deadline_ms is None else self.deadline_ms / 1000,
             hedge_after=self.hedge_after_s if mode == "hedged" else None,
         )
@@ -254,9 +257,12 @@ def _check_sweep(key: str, values: tuple[Any, ...]) -> None:
         raise ScenarioError(f"sweep must name one of {SWEEPABLE}, not {key!r}: e.g. sweep: {{rate: [150, 270]}}")
     if not values:
         raise ScenarioError(f"sweep {key} needs at least one value: "
-                            f"e.g. sweep: {{{key}: [{SWEEP_RULES[key].example}]}}")
+                            f"e.g. sweep: {{{key}: [{', '.join(BATCHING) if key == 'batching' else SWEEP_RULES[key].example}]}}")
     for value in values:
-        if (problem := SWEEP_RULES[key].problem(key, value)) is not None:
+        if key == "batching":
+            if value not in BATCHING:
+                raise ScenarioError(f"bad sweep value: batching must be one of {', '.join(BATCHING)}, got {value!r}")
+        elif (problem := SWEEP_RULES[key].problem(key, value)) is not None:
             raise ScenarioError(f"bad sweep value: {problem}")
 
 

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import NoReturn
 
-from parm.serving.core.coordinator import CoordinatorConfig
+from parm.serving.core.coordinator import BATCHING, CoordinatorConfig
 from parm.serving.core.pools import MODES
 from parm.serving.runtime.deployment import OUT_OF_RANGE, ServeOptions
 
@@ -34,7 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "  parm serve RUN --backend ray --address 127.0.0.1:6379                   # instances as Ray actors",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_deployment_options(parser)
+    add_deployment_options(parser, batch_size=SERVE_BATCH_SIZE)
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: one process per instance on this machine; ray: Ray actors (default: %(default)s)")
     parser.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
@@ -55,7 +55,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def add_deployment_options(parser: argparse.ArgumentParser) -> None:
+SERVE_BATCH_SIZE = 8  # a server batches when queries queue up; replay, like the paper's runs, sends one per call
+
+
+def add_deployment_options(parser: argparse.ArgumentParser, *, batch_size: int = 1) -> None:
     """What to serve and how: shared by `parm serve` and `parm replay`."""
     parser.add_argument("source", type=Path, metavar="RUN",
                         help="a coded run folder (parm train-parity / train-coder), or a base checkpoint folder for "
@@ -68,7 +71,13 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
                         help="base instances; every mode but none adds r*ceil(instances/k) more (default: %(default)s)")
     parser.add_argument("--k", type=int, default=2, help="k for sizing uncoded modes from a checkpoint (a run's code sets it)")
     parser.add_argument("--r", type=int, default=1, help="r for sizing uncoded modes from a checkpoint (a run's code sets it)")
-    parser.add_argument("--batch-size", type=int, default=1, help="most queries per instance call (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=batch_size,
+                        help="queries per instance call: with dynamic batching a maximum (an idle instance takes up to "
+                        "this many queued queries, never waiting for more), with fixed batching exactly this many "
+                        "(default: %(default)s)")
+    parser.add_argument("--batching", choices=BATCHING, default="dynamic",
+                        help="dynamic, or fixed: the paper's batches of exactly --batch-size (a batch waits at most "
+                        "--group-wait-ms to fill), query i of each of k batches coded together (default: %(default)s)")
     parser.add_argument("--group-wait-ms", type=float, default=5.0,
                         help="encode a coding group that has not filled after this long (default: %(default)s)")
     parser.add_argument("--deadline-ms", type=float,
@@ -159,7 +168,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
     check_deployment_options(args)
     ms = 1e-3
     coding = CoordinatorConfig(
-        k=args.k, r=args.r, batch_size=args.batch_size, group_wait=args.group_wait_ms * ms,
+        k=args.k, r=args.r, batch_size=args.batch_size, batching=args.batching, group_wait=args.group_wait_ms * ms,
         deadline=args.deadline_ms * ms if args.deadline_ms is not None else None, hedge_after=args.hedge_after_ms * ms,
     )
     return ServeOptions(mode=args.mode, instances=args.instances, coding=coding, default_class=args.default_class,

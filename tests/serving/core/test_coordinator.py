@@ -244,3 +244,61 @@ def test_an_unusable_parity_answers_nobody_and_the_query_waits_for_its_own_outpu
     assert coordinator.on_result(2, parity.batch, np.full((1, 3), bad, np.float32), 2.0) == []  # no NaN "reconstruction"
     answer, = coordinator.on_result(0, first[0].batch, np.full((1, 3), 7.0, np.float32), 3.0)
     assert answer.query == 0 and answer.kind == ORIGINAL and (answer.output == 7.0).all()
+
+
+@pytest.mark.parametrize("batching", ["dynamic", "fixed"])
+@pytest.mark.parametrize("k,r", [(2, 1), (3, 2)])
+def test_batched_dispatch_loses_nothing_under_failures_either_way(k: int, r: int, batching: str) -> None:
+    coordinator, pools = make(k, r, batch_size=3, group_wait=2.0, batching=batching)
+    rng = np.random.default_rng(k * 7 + r)
+    service = {i: float(rng.uniform(0.2, 4.0)) for i in itertools.chain(*pools.values())}
+    cluster = FakeCluster(coordinator, service, restart=5.0)
+    inputs = queries(cluster, 70, gap=0.1, seed=k * r)
+    cluster.at(3.05, "fail", 0)
+    cluster.at(5.05, "fail", pools[parity_pool(0)][0])
+    cluster.run()
+    assert check_exactly_once(cluster, inputs)[DEFAULT] == 0
+
+
+def members_of(dispatch: Dispatch, inputs: dict[int, np.ndarray]) -> list[int]:
+    return [q for row in dispatch.inputs for q, x in inputs.items() if np.array_equal(row, x)]
+
+
+def test_a_dynamic_batch_never_carries_two_members_of_one_group() -> None:
+    coordinator, _ = make(2, 1, instances=2, batch_size=4, group_wait=10.0)
+    inputs = {q: RNG.normal(size=4).astype(np.float32) for q in range(10)}
+    dispatches = [a for q, x in inputs.items() for a in coordinator.submit(q, x, 0.0) if isinstance(a, Dispatch)]
+    base = [d for d in dispatches if d.instance in (0, 1)]
+    assert [members_of(d, inputs) for d in base] == [[0], [1]]  # both base instances busy from here on
+    later = coordinator.on_result(0, base[0].batch, inputs[0][None] @ W, 1.0)
+    later += coordinator.on_result(1, base[1].batch, inputs[1][None] @ W, 1.0)
+    batches = [members_of(d, inputs) for d in later if isinstance(d, Dispatch) and d.instance in (0, 1)]
+    assert batches == [[2, 4, 6, 8], [3, 5, 7, 9]]  # groups (2, 3), (4, 5), ... split across the two instances
+
+
+def test_fixed_batches_encode_query_i_of_each_batch_together_and_rebuild_a_lost_batch() -> None:
+    """The paper's batching: k = 2 batches of B = 3; the parity batch holds x_i + x_{3+i}; base instance 0, slow
+    for its whole batch, is rebuilt from the parity batch and the other base batch."""
+    coordinator = Coordinator(CoordinatorConfig(k=2, r=1, batch_size=3, group_wait=10.0, batching="fixed"),
+                              plan_pools("parm", 2, 2, 1), codec=codec_for(build_code("sum", 2, 1)),
+                              pad_output=np.zeros(3, np.float32))
+    inputs = {q: RNG.normal(size=4).astype(np.float32) for q in range(6)}
+    actions = [a for q, x in inputs.items() for a in coordinator.submit(q, x, 0.0)]
+    dispatches = {d.instance: d for d in actions}
+    assert sorted(dispatches) == [0, 1, 2] and [len(d.inputs) for d in dispatches.values()] == [3, 3, 3]
+    assert members_of(dispatches[0], inputs) == [0, 1, 2] and members_of(dispatches[1], inputs) == [3, 4, 5]
+    np.testing.assert_array_equal(dispatches[2].inputs, np.stack([inputs[i] + inputs[3 + i] for i in range(3)]))
+    answers = coordinator.on_result(1, dispatches[1].batch, dispatches[1].inputs @ W, 1.0)
+    answers += coordinator.on_result(2, dispatches[2].batch, dispatches[2].inputs @ W, 1.0)
+    assert sorted((a.query, a.kind) for a in answers) == [(0, RECONSTRUCTED), (1, RECONSTRUCTED), (2, RECONSTRUCTED),
+                                                           (3, ORIGINAL), (4, ORIGINAL), (5, ORIGINAL)]
+    for answer in answers:
+        np.testing.assert_allclose(answer.output, inputs[answer.query] @ W, rtol=1e-5, atol=1e-5)
+
+
+def test_a_fixed_batch_waits_to_fill_at_most_the_group_wait() -> None:
+    coordinator, _ = make(2, 1, instances=2, batch_size=3, group_wait=0.5, batching="fixed")
+    x = RNG.normal(size=4).astype(np.float32)
+    assert coordinator.submit(0, x, 0.0) == [] and coordinator.next_timer() == 0.5
+    dispatches = coordinator.tick(0.5)
+    assert sorted((d.instance, len(d.inputs)) for d in dispatches) == [(0, 1), (2, 1)]  # the short batch, its parity

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parm.serving.http.model import ModelInfo, TensorSpec
-from parm.serving.http.protocol import WIRE_DTYPES, InferRequest, ProtocolError, parse_infer_request
+from parm.serving.http.tensors import WIRE_DTYPES
+from parm.serving.http.protocol import InferRequest, ProtocolError, parse_infer_request
 
 MODEL = ModelInfo("fuzz", inputs=(TensorSpec("input", "FP32", (-1, 1, 2, 3), bounds=(0.0, 1.0)),),
                   outputs=(TensorSpec("output", "FP32", (-1, 2)),), max_batch_size=4)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from parm.serving.http import protocol
+from parm.serving.http import protocol, tensors
 from parm.serving.http.model import ModelInfo, TensorSpec
 from parm.serving.http.protocol import ProtocolError, RequestedOutput, parse_infer_request
 
@@ -82,11 +82,11 @@ def test_integer_json_data_is_fine_for_float_inputs(toy_model):
     assert request.inputs["input"].dtype == np.float32
 
 
-@pytest.mark.parametrize("datatype", sorted(protocol.WIRE_DTYPES))
+@pytest.mark.parametrize("datatype", sorted(tensors.WIRE_DTYPES))
 @pytest.mark.parametrize("binary", [True, False])
 def test_every_datatype_decodes(datatype, binary):
     model = ModelInfo("m", (TensorSpec("t", datatype, (-1, 3)),), (TensorSpec("o", "FP32", (-1,)),))
-    dtype = protocol.WIRE_DTYPES[datatype].newbyteorder("=")
+    dtype = tensors.WIRE_DTYPES[datatype].newbyteorder("=")
     array = (np.arange(6).reshape(2, 3) % 2).astype(dtype) if datatype == "BOOL" else np.arange(6, dtype=dtype)
     array = array.reshape(2, 3)
     body, header_length = triton_body(triton_input("t", array, datatype, binary))

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from parm.serving.core.dispatch import Dispatch, Dispatcher, Task
 from parm.serving.core.pools import BASE_POOL, Pool, parity_pool
 
 # How a query was answered (the response parameter ``answer``).
@@ -46,9 +46,17 @@ class GroupCodec(Protocol):
         """Original outputs (B, k, m) from outputs (B, k + r, m) and an availability mask (B, k + r)."""
 
 
+BATCHING = ("dynamic", "fixed")
+
+
 @dataclass(frozen=True)
 class CoordinatorConfig:
-    """The switches of one frontend. ``codec`` None: no coding; ``hedge_after`` None: no hedging."""
+    """The switches of one frontend. ``codec`` None: no coding; ``hedge_after`` None: no hedging.
+
+    ``batching`` "dynamic": an idle instance takes up to ``batch_size`` queued tasks (a maximum: nothing waits for a
+    batch to fill). "fixed", the paper's: base instances get batches of exactly ``batch_size`` queries (a batch
+    waits at most ``group_wait`` to fill), and query i of each of k consecutive batches form coding group i.
+    """
 
     k: int = 2
     r: int = 1
@@ -56,27 +64,20 @@ class CoordinatorConfig:
     group_wait: float = 0.005
     deadline: float | None = None
     hedge_after: float | None = None
+    batching: str = "dynamic"
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.r < 1 or self.batch_size < 1:
             raise ValueError(f"k, r and batch_size must be >= 1, got {self.k}, {self.r}, {self.batch_size}")
+        if self.batching not in BATCHING:
+            raise ValueError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
         for name in ("group_wait", "deadline", "hedge_after"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0 seconds, got {value}")
 
 
-@dataclass(frozen=True)
-class Dispatch:
-    """Run ``inputs`` (n, *input_shape) on ``instance`` and report them as batch ``batch``."""
-
-    instance: int
-    batch: int
-    inputs: np.ndarray
-
-
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """Query ``query`` is answered with ``output`` (original, reconstructed or default)."""
 
     query: int
@@ -85,24 +86,24 @@ class Answer:
     latency: float
 
 
-class _Task:
-    """One unit of instance work: a query's original (or hedge copy), or one parity of a group."""
-
-    __slots__ = ("query", "group", "slot", "pool", "payload", "cancelled", "queued")
-
-    def __init__(self, query: int | None, group: int | None, slot: int, pool: Pool, payload: np.ndarray) -> None:
-        self.query, self.group, self.slot, self.pool, self.payload = query, group, slot, pool, payload
-        self.cancelled = self.queued = False
-
-
 class _Query:
     __slots__ = ("arrived", "group", "tasks", "answered")
 
     def __init__(self, arrived: float) -> None:
         self.arrived = arrived
         self.group: int | None = None
-        self.tasks: list[_Task] = []
+        self.tasks: list[Task] = []
         self.answered = False
+
+
+class _Block:
+    """The coding groups being filled: one group (dynamic batching), or one per batch column (fixed batches)."""
+
+    __slots__ = ("id", "groups", "members", "row")
+
+    def __init__(self, block_id: int, groups: list[int]) -> None:
+        self.id, self.groups, self.members = block_id, groups, 0
+        self.row: list[Task] = []  # the base batch being filled (fixed batches)
 
 
 class _Group:
@@ -116,12 +117,12 @@ class _Group:
         self.outputs = np.zeros((slots, width), dtype=np.float32)
         self.available = np.zeros(slots, dtype=bool)
         self.encoded = False
-        self.parities: list[_Task] = []
+        self.parities: list[Task] = []
         self.pending = 0  # members not answered yet
 
 
 class Coordinator:
-    """Groups, encodes, dispatches, decodes and answers; see the module docstring for the protocol."""
+    """Groups, encodes, decodes and answers, over a `Dispatcher`; see the module docstring for the protocol."""
 
     def __init__(
         self,
@@ -142,24 +143,20 @@ class Coordinator:
                 raise ValueError(f"coded dispatch needs instances for {', '.join(missing)}")
             if pad_output is None:
                 raise ValueError("coded dispatch needs pad_output, F's output for a zero input (short groups)")
-        self._idle: dict[Pool, deque[int]] = {pool: deque(ids) for pool, ids in pools.items()}
-        self._pool_of = {instance: pool for pool, ids in self._idle.items() for instance in ids}
-        self._queues: dict[Pool, deque[_Task]] = {pool: deque() for pool in pools}
-        self._queued = dict.fromkeys(pools, 0)
-        self._down: set[int] = set()
-        self._busy: dict[int, tuple[int, list[_Task]]] = {}  # batch -> (instance, tasks)
+        self.fixed = config.batching == "fixed"
+        self.width = config.batch_size if self.fixed else 1  # groups per block: one per column of a batch
+        self.dispatcher = Dispatcher(pools, config.batch_size, fixed=self.fixed)
         self._queries: dict[int, _Query] = {}
         self._groups: dict[int, _Group] = {}
-        self._open: int | None = None
-        self._closed: list[int] = []  # groups complete (or timed out) and not encoded yet
+        self._block: _Block | None = None
+        self._closed: list[_Block] = []  # blocks complete (or timed out) and not encoded yet
         self._timers: list[tuple[float, int, str, int]] = []
         self._ids = itertools.count()
-        self._batches = itertools.count()
 
     # ---- events -------------------------------------------------------------------------------------
 
     def submit(self, query: int, x: np.ndarray, now: float, *, encode: bool = True) -> list[Dispatch | Answer]:
-        """A query arrived with input ``x``: send its original and add it to the open coding group.
+        """A query arrived with input ``x``: queue its original and add it to the coding group being filled.
 
         A group this query completes is encoded at once, or, with ``encode=False``, at the next `encode`
         call: the frontend sends a request's originals first and encodes their groups after, in one batch,
@@ -168,13 +165,16 @@ class Coordinator:
         if query in self._queries:
             raise ValueError(f"query {query} was already submitted")
         state = self._queries[query] = _Query(now)
-        self._push(_Task(query, None, 0, BASE_POOL, x), state)
+        task = Task(query, None, 0, BASE_POOL, x)
+        state.tasks.append(task)
         if self.config.deadline is not None:
             self._timer(now + self.config.deadline, "deadline", query)
         if self.config.hedge_after is not None:
             self._timer(now + self.config.hedge_after, "hedge", query)
-        if self.codec is not None:
-            self._join_group(query, state, x, now)
+        if self.codec is None and not self.fixed:
+            self.dispatcher.push([task])
+        else:
+            self._join_block(query, state, task, x, now)
         actions = self._pump([])
         return actions + self.encode(now) if encode else actions
 
@@ -186,9 +186,7 @@ class Coordinator:
     def on_result(self, instance: int, batch: int, outputs: Sequence[Any], now: float) -> list[Dispatch | Answer]:
         """A batch finished: answer its queries, record outputs in their groups, decode what can be."""
         actions: list[Dispatch | Answer] = []
-        holder, tasks = self._busy.pop(batch)
-        if holder != instance:
-            raise ValueError(f"batch {batch} ran on instance {holder}, not {instance}")
+        tasks = self.dispatcher.finished(instance, batch)
         touched: dict[int, _Group] = {}
         for task, output in zip(tasks, outputs, strict=True):
             if task.query is not None:
@@ -199,24 +197,20 @@ class Coordinator:
                 group.available[task.slot] = True
                 touched[task.group] = group
         self._decode([gid for gid, group in touched.items() if self._decodable(group)], now, actions)
-        self._release(instance)
         return self._pump(actions)
 
     def on_failure(self, instance: int, batches: Iterable[int], now: float) -> list[Dispatch | Answer]:
         """``instance`` died: it is down until `on_ready`, and work it lost that still matters runs again."""
-        self._down.add(instance)
-        self._idle[self._pool_of[instance]] = deque(i for i in self._idle[self._pool_of[instance]] if i != instance)
-        for batch in batches:
-            _, tasks = self._busy.pop(batch)
-            for task in reversed(tasks):
-                if self._useful(task):
-                    self._push(task, front=True)
+        for tasks in self.dispatcher.lost(instance, batches):
+            useful = [task for task in tasks if self._useful(task)]
+            units = [useful] if self.fixed else [[task] for task in useful]
+            for unit in reversed([unit for unit in units if unit]):
+                self.dispatcher.push(unit, front=True)
         return self._pump([])
 
     def on_ready(self, instance: int, now: float) -> list[Dispatch | Answer]:
         """``instance`` (re)started and takes work."""
-        self._down.discard(instance)
-        self._release(instance)
+        self.dispatcher.up(instance)
         return self._pump([])
 
     def tick(self, now: float) -> list[Dispatch | Answer]:
@@ -227,12 +221,14 @@ class Coordinator:
             if not self._live(kind, ref):
                 continue
             if kind == "group":
-                self._close_group()
+                self._close_block()
             elif kind == "deadline":
                 self._answer(ref, self.default_output, DEFAULT, now, actions)
             else:  # hedge
                 state = self._queries[ref]
-                self._push(_Task(ref, None, 0, BASE_POOL, state.tasks[0].payload), state)
+                copy = Task(ref, None, 0, BASE_POOL, state.tasks[0].payload)
+                state.tasks.append(copy)
+                self.dispatcher.push([copy])
         self._encode_closed()
         return self._pump(actions)
 
@@ -244,9 +240,9 @@ class Coordinator:
         return self._timers[0][0] if self._timers else None
 
     def _live(self, kind: str, ref: int) -> bool:
-        """Whether a timer still has something to do: its group is still open, its query unanswered."""
+        """Whether a timer still has something to do: its block is still filling, its query unanswered."""
         if kind == "group":
-            return ref == self._open
+            return self._block is not None and ref == self._block.id
         state = self._queries.get(ref)
         return state is not None and not state.answered
 
@@ -254,7 +250,7 @@ class Coordinator:
 
     def queue_depths(self) -> dict[Pool, int]:
         """Live (not cancelled) tasks waiting per pool."""
-        return dict(self._queued)
+        return self.dispatcher.depths()
 
     @property
     def pending(self) -> int:
@@ -263,47 +259,69 @@ class Coordinator:
 
     # ---- grouping and coding -------------------------------------------------------------------------
 
-    def _join_group(self, query: int, state: _Query, x: np.ndarray, now: float) -> None:
-        if self._open is None:
-            self._open = next(self._ids)
-            self._groups[self._open] = _Group(self.config.k + self.config.r, len(self.pad_output))
-            self._timer(now + self.config.group_wait, "group", self._open)
-        group = self._groups[self._open]
-        state.group = self._open
-        state.tasks[0].group, state.tasks[0].slot = self._open, len(group.members)
-        group.members.append(query)
-        group.inputs.append(x)
-        group.pending += 1
-        if len(group.members) == self.config.k:
-            self._close_group()
+    def _join_block(self, query: int, state: _Query, task: Task, x: np.ndarray, now: float) -> None:
+        """Member n of a block joins group n mod width at slot n // width; its original leaves with its batch."""
+        block = self._block
+        if block is None:
+            groups = [next(self._ids) for _ in range(self.width)] if self.codec is not None else []
+            for gid in groups:
+                self._groups[gid] = _Group(self.config.k + self.config.r, len(self.pad_output))
+            block = self._block = _Block(next(self._ids), groups)
+            self._timer(now + self.config.group_wait, "group", block.id)
+        if self.codec is not None:
+            gid = block.groups[block.members % self.width]
+            group = self._groups[gid]
+            state.group, task.group, task.slot = gid, gid, len(group.members)
+            group.members.append(query)
+            group.inputs.append(x)
+            group.pending += 1
+        block.members += 1
+        block.row.append(task)
+        if len(block.row) == self.width:
+            self.dispatcher.push(block.row)
+            block.row = []
+        if block.members == (self.config.k if self.codec is not None else 1) * self.width:
+            self._close_block()
 
-    def _close_group(self) -> None:
-        """No more members for the open group: it waits for `_encode_closed`."""
-        self._closed.append(self._open)
-        self._open = None
+    def _close_block(self) -> None:
+        """No more members for the block being filled: its last batch leaves, its groups wait for `_encode_closed`."""
+        block, self._block = self._block, None
+        if block.row:
+            self.dispatcher.push(block.row)
+        if self.codec is not None:
+            self._closed.append(block)
 
     def _encode_closed(self) -> None:
         """Encode the closed groups (short ones padded with zero inputs) in one batch and queue their parities."""
         closed, self._closed = self._closed, []
-        groups = []
-        for gid in closed:
-            if self._groups[gid].pending == 0:  # every member already answered: its parities would be useless
-                del self._groups[gid]
-            else:
-                groups.append((gid, self._groups[gid]))
-        if not groups:
+        blocks = []
+        for block in closed:
+            live = []
+            for gid in block.groups:
+                if self._groups[gid].pending == 0:  # every member already answered: its parities would be useless
+                    del self._groups[gid]
+                else:
+                    live.append((gid, self._groups[gid]))
+            if live:
+                blocks.append(live)
+        if not blocks:
             return
         k, r = self.config.k, self.config.r
-        parities = self.codec.encode([group.inputs for _, group in groups])
-        for (gid, group), group_parities in zip(groups, parities, strict=True):
-            members = len(group.members)
-            group.outputs[members:k] = self.pad_output  # a zero input's output, F(0), is known in advance
-            group.available[members:k] = True
-            group.inputs, group.encoded = [], True
-            for j in range(r):
-                task = _Task(None, gid, k + j, parity_pool(j), group_parities[j])
-                group.parities.append(task)
-                self._push(task)
+        parities = iter(self.codec.encode([group.inputs for live in blocks for _, group in live]))
+        for live in blocks:
+            units: list[list[Task]] = [[] for _ in range(r)]
+            for (gid, group), group_parities in zip(live, parities):
+                members = len(group.members)
+                group.outputs[members:k] = self.pad_output  # a zero input's output, F(0), is known in advance
+                group.available[members:k] = True
+                group.inputs, group.encoded = [], True
+                for j in range(r):
+                    task = Task(None, gid, k + j, parity_pool(j), group_parities[j])
+                    group.parities.append(task)
+                    units[j].append(task)
+            for unit in units:  # fixed batches: parity j of every group of a block, as one batch
+                for part in [unit] if self.fixed else [[task] for task in unit]:
+                    self.dispatcher.push(part)
 
     def _decodable(self, group: _Group) -> bool:
         return group.encoded and group.pending > 0 and int(group.available.sum()) >= self.config.k
@@ -334,67 +352,26 @@ class Coordinator:
         state.answered = True
         del self._queries[query]
         for task in state.tasks:  # a still-queued original (or hedge copy) is now useless
-            self._cancel(task)
+            self.dispatcher.cancel(task)
         actions.append(Answer(query, output, kind, now - state.arrived))
         group = self._groups.get(state.group) if state.group is not None else None
         if group is not None:
             group.pending -= 1
             if group.pending == 0 and group.encoded:  # the group is done: drop its queued parities
                 for task in group.parities:
-                    self._cancel(task)
+                    self.dispatcher.cancel(task)
                 del self._groups[state.group]
 
-    def _cancel(self, task: _Task) -> None:
-        if not task.cancelled:
-            task.cancelled = True
-            if task.queued:
-                self._queued[task.pool] -= 1
-
-    def _useful(self, task: _Task) -> bool:
+    def _useful(self, task: Task) -> bool:
         """Whether a lost task still matters: its query is unanswered, or its group still decodes."""
         if task.query is not None:
             return task.query in self._queries
         group = self._groups.get(task.group)
         return group is not None and group.pending > 0
 
-    # ---- queues and instances ------------------------------------------------------------------------
-
-    def _push(self, task: _Task, state: _Query | None = None, *, front: bool = False) -> None:
-        """Queue a task (a lost one goes back to the front); ``state``: the query it answers, if new."""
-        if state is not None:
-            state.tasks.append(task)
-        queue = self._queues[task.pool]
-        queue.appendleft(task) if front else queue.append(task)
-        task.queued = True
-        self._queued[task.pool] += 1
-
     def _timer(self, at: float, kind: str, ref: int) -> None:
         heapq.heappush(self._timers, (at, next(self._ids), kind, ref))
 
-    def _release(self, instance: int) -> None:
-        if instance not in self._down:
-            self._idle[self._pool_of[instance]].append(instance)
-
     def _pump(self, actions: list[Dispatch | Answer]) -> list[Dispatch | Answer]:
-        """Give queued work to idle instances, up to ``batch_size`` tasks each."""
-        for pool, queue in self._queues.items():
-            idle = self._idle[pool]
-            while idle and queue:
-                tasks: list[_Task] = []
-                while queue and len(tasks) < self.config.batch_size:
-                    task = queue.popleft()
-                    task.queued = False
-                    if not task.cancelled:
-                        self._queued[pool] -= 1
-                        tasks.append(task)
-                if not tasks:
-                    break
-                instance, batch = idle.popleft(), next(self._batches)
-                self._busy[batch] = (instance, tasks)
-                actions.append(Dispatch(instance, batch, _rows([task.payload for task in tasks])))
+        actions.extend(self.dispatcher.pump())
         return actions
-
-
-def _rows(payloads: list[np.ndarray]) -> np.ndarray:
-    """One batch from its queries' inputs (one query: a view, not a copy)."""
-    return payloads[0][None] if len(payloads) == 1 else np.stack(payloads)

@@ -10,10 +10,12 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 from parm import __version__
 from parm.serving.http.model import ModelInfo, TensorSpec
-from parm.serving.http.protocol import HEADER_LENGTH, WIRE_DTYPES, InferRequest, RequestedOutput
+from parm.serving.http.protocol import HEADER_LENGTH, InferRequest, RequestedOutput
+from parm.serving.http.tensors import WIRE_DTYPES
 
 EXTENSIONS = ("binary_tensor_data", "parameters")
 
@@ -40,7 +42,7 @@ def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
 
 def error_body(message: str) -> bytes:
     """The protocol's error response body."""
-    return json.dumps({"error": message}).encode()
+    return dumps({"error": message})
 
 
 def encode_infer_response(model: ModelInfo, request: InferRequest, outputs: dict[str, np.ndarray],
@@ -67,7 +69,7 @@ def encode_infer_response(model: ModelInfo, request: InferRequest, outputs: dict
     if request.id is not None:
         doc["id"] = request.id
     doc.update(parameters=parameters, outputs=entries)
-    header = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()  # NaN is not JSON: a 500, not a bad body
+    header = dumps(doc)
     if not blobs:
         return header, {"Content-Type": "application/json"}
     return header + b"".join(blobs), {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(header))}
@@ -78,8 +80,20 @@ def _encode_output(spec: TensorSpec, array: np.ndarray, binary: bool) -> tuple[d
     array = np.asarray(array).astype(wire, copy=False)
     entry: dict[str, Any] = {"name": spec.name, "datatype": spec.datatype, "shape": list(array.shape)}
     if not binary:
-        entry["data"] = array.reshape(-1).tolist()
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"output '{spec.name}' holds non-finite values, which JSON cannot carry")  # a 500
+        entry["data"] = array.reshape(-1)
         return entry, None
     blob = array.tobytes()
     entry["parameters"] = {"binary_data_size": len(blob)}
     return entry, blob
+
+
+
+def dumps(doc: dict[str, Any]) -> bytes:
+    """``doc`` as compact JSON, numpy arrays as lists; by orjson, or by the standard library where orjson refuses (a
+    request id with a lone surrogate, which the standard library read, and writes escaped)."""
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError:
+        return json.dumps(doc, separators=(",", ":"), allow_nan=False, default=np.ndarray.tolist).encode()

@@ -17,7 +17,6 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import uvicorn
-from starlette.applications import Starlette
 
 from parm.serving.http.app import BODY_TIMEOUT_S, build_app
 from parm.serving.http.limits import BoundedHttpToolsProtocol
@@ -34,10 +33,8 @@ def build_server(
     """A uvicorn server whose lifespan starts and stops ``frontend``. Pass ``sock`` (from `listen`, and to
     ``run(sockets=[sock])``) to have the port bound before the instances start; else uvicorn binds ``host``:``port``
     once they are up."""
-    app = build_app(frontend, max_body_bytes=max_body_bytes, body_timeout=body_timeout)
-
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan() -> AsyncIterator[None]:
         await frontend.start()
         # Everything alive now (torch, models, the app) stays alive: keep it out of the collector's scans. A full
         # collection over it pauses the event loop ~80 ms, which every query in flight would wait out.
@@ -52,8 +49,8 @@ def build_server(
         gc.unfreeze()
         log.info("stopped")
 
-    app.router.lifespan_context = lifespan
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+    app = build_app(frontend, max_body_bytes=max_body_bytes, body_timeout=body_timeout, lifespan=lifespan)
+    config = uvicorn.Config(app, lifespan="on", proxy_headers=False, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=30, timeout_keep_alive=75, http=BoundedHttpToolsProtocol)
     server = Server(config)
     return server

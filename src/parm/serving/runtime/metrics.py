@@ -1,14 +1,21 @@
-"""Prometheus metrics of one frontend, in a registry of its own (served at ``/metrics``)."""
+"""Prometheus metrics of one frontend, in a registry of its own (served at ``/metrics``).
+
+What happens per query (a latency, an answer, a batch, a codec call) is recorded as a list append or a dict
+increment and folded into Prometheus families when the registry is scraped: prometheus-client's own histogram
+takes a lock and searches its buckets on every observation, several microseconds per query on this path.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from parm.serving.core.coordinator import GroupCodec
 from parm.serving.core.pools import Pool
@@ -16,6 +23,70 @@ from parm.serving.core.pools import Pool
 # Latency buckets from 0.5 ms to 10 s: the interesting range for both no-op and real instances.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 CODEC_BUCKETS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
+_FOLD_EVERY = 4096  # observations held per label set before they are folded into buckets
+
+
+class DeferredHistogram:
+    """A histogram (with a counter of its observations, if named) whose observations are folded when scraped."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float], *,
+                 counter: tuple[str, str] | None = None) -> None:
+        self.name, self.documentation, self.labelnames, self.counter = name, documentation, tuple(labelnames), counter
+        self.bounds = np.array([*buckets, np.inf])
+        self._pending: dict[tuple[str, ...], list[float]] = {}
+        self._counts: dict[tuple[str, ...], np.ndarray] = {}
+        self._sums: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()  # a scrape from another thread may fold while the loop observes
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        pending = self._pending.get(labels)
+        if pending is None:
+            with self._lock:
+                pending = self._pending[labels] = []
+                self._counts[labels], self._sums[labels] = np.zeros(len(self.bounds), np.int64), 0.0
+        pending.append(value)
+        if len(pending) >= _FOLD_EVERY:
+            self._fold(labels)
+
+    def _fold(self, labels: tuple[str, ...]) -> None:
+        with self._lock:
+            pending = self._pending[labels]
+            values = np.asarray(pending[:])
+            del pending[:len(values)]  # appends made meanwhile stay for the next fold
+            self._counts[labels] += np.bincount(np.searchsorted(self.bounds, values), minlength=len(self.bounds))
+            self._sums[labels] += float(values.sum())
+
+    def collect(self) -> Iterator[Metric]:
+        for labels in list(self._pending):
+            self._fold(labels)
+        histogram = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        counter = CounterMetricFamily(*self.counter, labels=self.labelnames) if self.counter else None
+        for labels, counts in self._counts.items():
+            cumulative = np.cumsum(counts)
+            edges = [floatToGoString(bound) for bound in self.bounds]
+            histogram.add_metric(labels, list(zip(edges, cumulative.tolist())), self._sums[labels])
+            if counter is not None:
+                counter.add_metric(labels, int(cumulative[-1]))
+        yield histogram
+        if counter is not None:
+            yield counter
+
+
+class DeferredCounter:
+    """A labelled counter incremented as a dict entry, read when scraped."""
+
+    def __init__(self, name: str, documentation: str, labelname: str) -> None:
+        self.name, self.documentation, self.labelname = name, documentation, labelname
+        self.counts: Tally[str] = Tally()
+
+    def inc(self, label: str) -> None:
+        self.counts[label] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.labelname])
+        for label, count in dict(self.counts).items():
+            family.add_metric([label], count)
+        yield family
 
 
 class FrontendMetrics:
@@ -25,35 +96,30 @@ class FrontendMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.mode = mode
-        self.latency = Histogram("parm_query_latency_seconds", "Time from a query's arrival to its answer.",
-                                 ["mode", "answer"], buckets=LATENCY_BUCKETS, registry=r)
-        self.answers = Counter("parm_answers", "Queries answered, by how.", ["mode", "answer"], registry=r)
-        self.codec = Histogram("parm_codec_seconds", "Time to encode one group or decode a batch of groups.",
-                               ["stage"], buckets=CODEC_BUCKETS, registry=r)
+        self.latency = DeferredHistogram("parm_query_latency_seconds", "Time from a query's arrival to its answer.",
+                                         ["mode", "answer"], LATENCY_BUCKETS,
+                                         counter=("parm_answers", "Queries answered, by how."))
+        self.codec = DeferredHistogram("parm_codec_seconds", "Time to encode one group or decode a batch of groups.",
+                                       ["stage"], CODEC_BUCKETS)
+        self.batches = DeferredCounter("parm_batches", "Batches sent to instances, per pool.", "pool")
+        for collector in (self.latency, self.codec, self.batches):
+            r.register(collector)  # type: ignore[arg-type]  # a Collector by its collect method
         self.queue_depth = Gauge("parm_queue_depth", "Tasks waiting for an instance, per pool.", ["pool"], registry=r)
         self.pending = Gauge("parm_pending_queries", "Queries accepted and not answered yet.", registry=r)
         self.rejected = Counter("parm_rejected_queries", "Queries refused with 503 because the queue was full.",
                                 registry=r)
         self.failures = Counter("parm_instance_failures", "Instances that died (and were restarted).", ["pool"],
                                 registry=r)
-        self.batches = Counter("parm_batches", "Batches sent to instances, per pool.", ["pool"], registry=r)
-
-        self._children: dict[tuple, Any] = {}
-
-    def _child(self, metric: MetricWrapperBase, *labels: str) -> Any:
-        """``metric.labels(*labels)``, looked up once: these calls sit on the per-query path."""
-        key = (metric, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        self._labels: dict[str, tuple[str, str]] = {}
 
     def answered(self, kind: str, latency: float) -> None:
-        self._child(self.latency, self.mode, kind).observe(latency)
-        self._child(self.answers, self.mode, kind).inc()
+        labels = self._labels.get(kind)
+        if labels is None:
+            labels = self._labels[kind] = (self.mode, kind)
+        self.latency.observe(labels, latency)
 
     def dispatched(self, pool: Pool) -> None:
-        self._child(self.batches, str(pool)).inc()
+        self.batches.inc(str(pool))
 
     def watch(self, depths: Callable[[], dict[Pool, int]], pending: Callable[[], int]) -> None:
         """Read the queue depths per pool and the pending count when scraped, not on every event."""
@@ -63,23 +129,24 @@ class FrontendMetrics:
 
     def timed(self, codec: GroupCodec) -> GroupCodec:
         """``codec``, with the time of each encode and decode call observed in ``parm_codec_seconds``."""
-        return TimedCodec(codec, self._child(self.codec, "encode"), self._child(self.codec, "decode"))
+        return TimedCodec(codec, self.codec)
 
 
 class TimedCodec:
     """A `GroupCodec` that times each call of the codec it wraps (the core itself reads no clock)."""
 
-    def __init__(self, codec: GroupCodec, encode_seconds: Histogram, decode_seconds: Histogram) -> None:
-        self.codec, self.encode_seconds, self.decode_seconds = codec, encode_seconds, decode_seconds
+    def __init__(self, codec: GroupCodec, seconds: DeferredHistogram) -> None:
+        self.codec, self.seconds = codec, seconds
 
     def encode(self, groups: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
         start = time.perf_counter()
         parities = self.codec.encode(groups)
-        self.encode_seconds.observe(time.perf_counter() - start)
+        self.seconds.observe(("encode",), time.perf_counter() - start)
         return parities
 
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         rebuilt = self.codec.decode(outputs, available)
-        self.decode_seconds.observe(time.perf_counter() - start)
+        self.seconds.observe(("decode",), time.perf_counter() - start)
         return rebuilt
+

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from parm.serving.backends.base import Backend, BackendEvents
-from parm.serving.backends.local.wire import pack, read_frame
+from parm.serving.backends.local.wire import Batch, pack, read_frame
 from parm.serving.instance import InstanceSpec
 
 log = logging.getLogger("parm.serving.local")
@@ -34,8 +34,9 @@ class _Host:
     def __init__(self, specs: Sequence[InstanceSpec], process: asyncio.subprocess.Process,
                  shuffle_ports: dict[int, int]) -> None:
         self.specs, self.process, self.shuffle_ports = tuple(specs), process, shuffle_ports
-        self.held: dict[int, list[int]] = {spec.id: [] for spec in specs}
+        self.held: dict[int, set[int]] = {spec.id: set() for spec in specs}
         self.reader: asyncio.Task | None = None
+        self.outbox: list[bytes] = []  # frames to write at the end of this event-loop turn, in one system call
 
 
 class LocalBackend(Backend):
@@ -68,8 +69,8 @@ class LocalBackend(Backend):
 
     def submit(self, instance: int, batch_id: int, inputs: np.ndarray) -> None:
         host = self._hosts[instance]
-        host.held[instance].append(batch_id)
-        self._send(host, pack({"batch": batch_id, "instance": instance}, inputs))
+        host.held[instance].add(batch_id)
+        self._send(host, pack(Batch(instance, batch_id, inputs)))
 
     def pid(self, instance: int) -> int:
         """The process id of an instance's process (to inject faults in tests and benchmarks)."""
@@ -90,7 +91,7 @@ class LocalBackend(Backend):
             if host.process.returncode is None:
                 host.process.kill()
             return
-        lost, host.held[instance] = host.held[instance], []
+        lost, host.held[instance] = sorted(host.held[instance]), set()
         self._send(host, pack({"kill": instance, "restart": restart, "restart_after": restart_after}))
         asyncio.get_running_loop().call_soon(self._events.on_failure, instance, lost,
                                              "killed (an emulated crash inside a shared process)")
@@ -117,8 +118,17 @@ class LocalBackend(Backend):
 
     @staticmethod
     def _send(host: _Host, frame: bytes) -> None:
+        """Queue a frame; the frames of one event-loop turn leave together (a shared process gets one write, not
+        one per instance call)."""
+        if not host.outbox:
+            asyncio.get_running_loop().call_soon(LocalBackend._flush, host)
+        host.outbox.append(frame)
+
+    @staticmethod
+    def _flush(host: _Host) -> None:
+        frames, host.outbox = host.outbox, []
         try:
-            host.process.stdin.write(frame)
+            host.process.stdin.write(b"".join(frames) if len(frames) > 1 else frames[0])
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
             # A dead process: its pipe is broken, or already closed (uvloop raises RuntimeError on a closed
             # handle). The reader sees the death and reports this batch as lost with the others.
@@ -135,12 +145,12 @@ class LocalBackend(Backend):
         ports, waiting = {}, {spec.id for spec in specs}
         try:
             while waiting:
-                header, _ = await read_frame(process.stdout)
-                if header.get("ready") not in waiting:
-                    raise RuntimeError(f"instances {sorted(waiting)} got {header} instead of a ready frame")
-                waiting.discard(header["ready"])
-                if "shuffle_port" in header:
-                    ports[header["ready"]] = header["shuffle_port"]
+                frame = await read_frame(process.stdout)
+                if isinstance(frame, Batch) or frame.get("ready") not in waiting:
+                    raise RuntimeError(f"instances {sorted(waiting)} got {frame} instead of a ready frame")
+                waiting.discard(frame["ready"])
+                if "shuffle_port" in frame:
+                    ports[frame["ready"]] = frame["shuffle_port"]
         except BaseException:  # a worker that failed to start, or a start-up cancelled by `stop`: none is left behind
             if process.returncode is None:
                 process.kill()
@@ -152,19 +162,19 @@ class LocalBackend(Backend):
         """Deliver a process's outputs until it dies, then report its instances' lost batches and replace it."""
         try:
             while True:
-                header, outputs = await read_frame(host.process.stdout)
-                if "ready" in header:  # an instance back from an emulated crash
-                    self._events.on_ready(header["ready"])
-                elif header["batch"] in (held := host.held[header["instance"]]):  # else lost in an emulated crash
-                    held.remove(header["batch"])
-                    self._events.on_result(header["instance"], header["batch"], outputs)
+                frame = await read_frame(host.process.stdout)
+                if not isinstance(frame, Batch):  # an instance back from an emulated crash
+                    self._events.on_ready(frame["ready"])
+                elif frame.batch in (held := host.held[frame.instance]):  # else lost in an emulated crash
+                    held.remove(frame.batch)
+                    self._events.on_result(frame.instance, frame.batch, frame.array)
         except (asyncio.IncompleteReadError, ConnectionResetError):
             pass
         await host.process.wait()
         if self._stopping:
             return
         for spec in host.specs:
-            lost, host.held[spec.id] = host.held[spec.id], []
+            lost, host.held[spec.id] = sorted(host.held[spec.id]), set()
             log.warning("instance died", extra={"instance": spec.id, "returncode": host.process.returncode,
                                                 "lost_batches": len(lost)})
             self._events.on_failure(spec.id, lost, f"process exited with code {host.process.returncode}")

@@ -25,10 +25,9 @@ import sys
 import time
 from typing import Any, BinaryIO
 
-import numpy as np
 
 from parm.models import load_checkpoint
-from parm.serving.backends.local.wire import pack, read_frame_sync
+from parm.serving.backends.local.wire import Batch, Frame, FrameReader, pack
 from parm.serving.instance import InstanceSpec, ModelInstance
 from parm.workload.shuffle_traffic import start_endpoint
 
@@ -40,8 +39,8 @@ class Host:
         self.specs, self.stdout = {spec.id: spec for spec in specs}, stdout
         models = {path: load_checkpoint(path)[0] for path in {spec.checkpoint for spec in specs if spec.checkpoint}}
         self.instances = {spec.id: ModelInstance(spec, models.get(spec.checkpoint)) for spec in specs}
-        # Frames waiting for their time, earliest first: (due, order, instance, header, outputs or None).
-        self.held: list[tuple[float, int, int, dict[str, Any], np.ndarray | None]] = []
+        # Frames waiting for their time, earliest first: (due, order, instance, frame).
+        self.held: list[tuple[float, int, int, Frame]] = []
         self.order = itertools.count()
 
     def announce(self, instance: int, after: float = 0.0) -> None:
@@ -50,31 +49,28 @@ class Host:
         ready: dict[str, Any] = {"ready": instance}
         if spec.shuffle_endpoint:
             ready["shuffle_port"] = start_endpoint()
-        heapq.heappush(self.held, (time.perf_counter() + after, next(self.order), instance, ready, None))
+        heapq.heappush(self.held, (time.perf_counter() + after, next(self.order), instance, ready))
 
-    def handle(self, header: dict[str, Any], inputs: np.ndarray | None) -> None:
+    def handle(self, frame: Frame) -> None:
         """A batch to compute, or a ``kill`` of one instance (restarted with a fresh model if asked, and announced
         ready ``restart_after`` seconds later, as a real restart would take)."""
-        if "kill" in header:
-            instance = header["kill"]
+        if not isinstance(frame, Batch):
+            instance = frame["kill"]
             self.held = [entry for entry in self.held if entry[2] != instance]
             heapq.heapify(self.held)
             del self.instances[instance]
-            if header.get("restart", True):
+            if frame.get("restart", True):
                 self.instances[instance] = ModelInstance(self.specs[instance])
-                self.announce(instance, header.get("restart_after", 0.0))
+                self.announce(instance, frame.get("restart_after", 0.0))
             return
-        instance = header["instance"]
-        outputs, due = self.instances[instance].compute(inputs)
-        heapq.heappush(self.held, (due, next(self.order), instance, {"batch": header["batch"], "instance": instance},
-                                   outputs))
+        outputs, due = self.instances[frame.instance].compute(frame.array)
+        heapq.heappush(self.held, (due, next(self.order), frame.instance, Batch(frame.instance, frame.batch, outputs)))
 
     def release_due(self) -> None:
         """Write every frame whose time has come: answers, and ready frames of restarted instances."""
         now, sent = time.perf_counter(), False
         while self.held and self.held[0][0] <= now:
-            _, _, _, header, outputs = heapq.heappop(self.held)
-            self.stdout.write(pack(header, outputs))
+            self.stdout.write(pack(heapq.heappop(self.held)[3]))
             sent = True
         if sent:
             self.stdout.flush()
@@ -84,24 +80,24 @@ class Host:
         return max(0.0, self.held[0][0] - time.perf_counter()) if self.held else None
 
 
-def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    first = read_frame_sync(stdin)
+def serve(stdin: int, stdout: BinaryIO) -> None:
+    """Host the instances the first frame on ``stdin`` (a file descriptor) lists, until it closes."""
+    reader = FrameReader(stdin)
+    first = reader.next()
     if first is None:  # the frontend went away before it said what to host
         return
-    if "instances" not in first[0]:
+    if isinstance(first, Batch) or "instances" not in first:
         sys.exit("parm.serving.backends.local.worker: the first frame must list the instances to host")
-    host = Host([InstanceSpec.from_dict(spec) for spec in first[0]["instances"]], stdout)
+    host = Host([InstanceSpec.from_dict(spec) for spec in first["instances"]], stdout)
     gc.freeze()  # torch and the models live as long as the process: a full collection over them would stall a call
     for instance in host.specs:
         host.announce(instance)
-    host.release_due()
     while True:
-        if select.select([stdin], [], [], host.wait())[0]:  # select's timeout has microsecond resolution
-            frame = read_frame_sync(stdin)
-            if frame is None:
-                return
-            host.handle(*frame)
+        for frame in reader.take():  # every frame that came with the last read
+            host.handle(frame)
         host.release_due()
+        if select.select([stdin], [], [], host.wait())[0] and not reader.fill():  # select: microsecond timeouts
+            return
 
 
 def main() -> None:
@@ -110,7 +106,7 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     try:
-        serve(sys.stdin.buffer.raw, sys.stdout.buffer)  # unbuffered stdin: select must see every unread byte
+        serve(sys.stdin.fileno(), sys.stdout.buffer)  # read unbuffered by FrameReader: select sees every unread byte
     except BrokenPipeError:  # the frontend is gone: nobody is left to answer
         pass
     # As multiprocessing's children end: nothing is left to clean up, and the interpreter's teardown of torch and the
