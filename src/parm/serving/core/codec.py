@@ -16,6 +16,9 @@ import torch
 
 from parm.codes import Code, LinearCode
 
+_FEW_GROUPS = 16  # up to this many groups per decode, a batch's patterns are looked up at once (packbits costs more)
+_BATCH_PATTERNS = 4096  # stacked matrices kept for that look-up (k = 2, r = 1: 4 patterns per group, 256 for 4 groups)
+
 
 class Codec(ABC):
     """Encodes and decodes batches of groups with ``code``; short groups are padded with zero inputs."""
@@ -25,8 +28,9 @@ class Codec(ABC):
 
     def encode(self, groups: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
         """Parities (B, r, *input_shape) of B groups' inputs."""
-        zero = np.zeros_like(groups[0][0])
-        return self._encode(np.stack([np.stack([*group, *[zero] * (self.code.k - len(group))]) for group in groups]))
+        k, zero = self.code.k, np.zeros_like(groups[0][0])
+        inputs = np.array([x for group in groups for x in (*group, *[zero] * (k - len(group)))])  # one copy
+        return self._encode(inputs.reshape(len(groups), k, *zero.shape))
 
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         """Original outputs (B, k, m) from outputs (B, k + r, m) and an availability mask (B, k + r)."""
@@ -63,7 +67,8 @@ class LinearCodec(Codec):
     def __init__(self, code: LinearCode) -> None:
         super().__init__(code)
         self.coefficients = code.coefficients.numpy().astype(np.float32)
-        self._matrices: dict[bytes, np.ndarray] = {}
+        self._matrices: dict[bytes, np.ndarray] = {}  # per group pattern
+        self._batches: dict[bytes, np.ndarray] = {}  # per pattern of a few groups' patterns, stacked
 
     def _encode(self, inputs: np.ndarray) -> np.ndarray:
         flat = inputs.reshape(*inputs.shape[:2], -1)
@@ -73,15 +78,27 @@ class LinearCodec(Codec):
         available = np.broadcast_to(np.asarray(available, dtype=bool), outputs.shape[:2])
         if ((~available).sum(axis=1) > self.code.r).any():
             self.code.check_available(torch.from_numpy(available.copy()), len(outputs))  # raises, saying why
-        packed = np.packbits(available, axis=1)  # one key per group's pattern (np.unique(axis=0) is 4x slower)
-        keys, first, which = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(),
-                                       return_index=True, return_inverse=True)
-        matrices = np.stack([self._matrix(key.tobytes(), available[row]) for key, row in zip(keys, first)])  # distinct only
         known = np.where(available.reshape(*available.shape, *[1] * (outputs.ndim - 2)), outputs, 0).astype(np.float32, copy=False)
         flat = known.reshape(*known.shape[:2], -1)
         with np.errstate(invalid="ignore", over="ignore"):  # a non-finite output decodes to NaN: the coordinator drops it
-            rebuilt = matrices[which.reshape(-1)] @ flat
+            rebuilt = self._matrices_for(available) @ flat
         return rebuilt.reshape(len(outputs), self.code.k, *outputs.shape[2:])
+
+    def _matrices_for(self, available: np.ndarray) -> np.ndarray:
+        """Each group's decoding matrix (B, k, k + r), computed once per availability pattern ever seen."""
+        if len(available) <= _FEW_GROUPS:  # the serving path's usual call: one look-up for the whole batch
+            key = available.tobytes()
+            matrices = self._batches.get(key)
+            if matrices is None:
+                if len(self._batches) >= _BATCH_PATTERNS:
+                    self._batches.clear()
+                matrices = self._batches[key] = np.array([self._matrix(row.tobytes(), row) for row in available])
+            return matrices
+        packed = np.packbits(available, axis=1)  # one key per group's pattern (np.unique(axis=0) is 4x slower)
+        keys, first, which = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(),
+                                       return_index=True, return_inverse=True)
+        matrices = np.array([self._matrix(key.tobytes(), available[row]) for key, row in zip(keys, first)])  # distinct only
+        return matrices[which.reshape(-1)]
 
     def _matrix(self, key: bytes, pattern: np.ndarray) -> np.ndarray:
         if key not in self._matrices:

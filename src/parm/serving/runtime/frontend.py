@@ -48,6 +48,7 @@ class Frontend:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ready = False
+        self._turn_end_due = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -100,13 +101,12 @@ class Frontend:
             query = next(self._ids)
             futures.append(future := self._loop.create_future())
             self._futures[query] = future
-            self._apply(self.coordinator.submit(query, row, now, encode=False))
-        self._apply(self.coordinator.encode(now))  # the originals are on their way: now the parities
+            self._apply(self.coordinator.submit(query, row, now, encode=False))  # parities: at the turn's end
         if len(futures) == 1:  # the usual request: no gather, no stack
             answer: Answer = await futures[0]
             return Prediction(answer.output[None], (answer.kind,), (answer.latency,))
         answers: Sequence[Answer] = await asyncio.gather(*futures)
-        return Prediction(np.stack([a.output for a in answers]), tuple(a.kind for a in answers),
+        return Prediction(np.array([a.output for a in answers]), tuple(a.kind for a in answers),
                           tuple(a.latency for a in answers))
 
     # ---- backend events (BackendEvents) ------------------------------------------------------------
@@ -136,6 +136,20 @@ class Frontend:
     # ---- carrying out the coordinator's actions ----------------------------------------------------
 
     def _apply(self, actions: list) -> None:
+        """Carry out the coordinator's actions; the turn's end encodes and sets the timer."""
+        self._carry_out(actions)
+        if not self._turn_end_due:
+            self._turn_end_due = True
+            self._loop.call_soon(self._end_turn)
+
+    def _end_turn(self) -> None:
+        """Once per event-loop turn that had news: encode every group closed in it, in one codec call however many
+        requests came (the originals are on their way first), and set the one timer."""
+        self._turn_end_due = False
+        self._carry_out(self.coordinator.encode(time.perf_counter()))
+        self._schedule_tick()
+
+    def _carry_out(self, actions: list) -> None:
         for action in actions:
             if isinstance(action, Answer):
                 future = self._futures.pop(action.query)
@@ -145,7 +159,6 @@ class Frontend:
             else:
                 self.metrics.dispatched(self.deployment.instances[action.instance].pool)
                 self.backend.submit(action.instance, action.batch, action.inputs)
-        self._schedule_tick()
 
     def _schedule_tick(self) -> None:
         at = self.coordinator.next_timer()
