@@ -109,14 +109,15 @@ class _Block:
 class _Group:
     """A coding group: its members, the k + r outputs that arrived, and its parity tasks."""
 
-    __slots__ = ("members", "inputs", "outputs", "available", "arrived", "encoded", "parities", "pending")
+    __slots__ = ("members", "inputs", "outputs", "arrived", "encoded", "parities", "pending")
 
-    def __init__(self, slots: int, width: int) -> None:
+    def __init__(self, slots: int) -> None:
         self.members: list[int] = []
         self.inputs: list[Any] = []
-        self.outputs = np.zeros((slots, width), dtype=np.float32)
-        self.available = np.zeros(slots, dtype=bool)
-        self.arrived = 0  # slots available (outputs in, or padding)
+        # Each slot's output once in (None until then), as rows: an array is built only to decode, which few
+        # groups need, and recording a row in a list costs a tenth of writing it into an array.
+        self.outputs: list[Any] = [None] * slots
+        self.arrived = 0  # slots in (outputs, or padding)
         self.encoded = False
         self.parities: list[Task] = []
         self.pending = 0  # members not answered yet
@@ -148,6 +149,7 @@ class Coordinator:
         self.width = config.batch_size if self.fixed else 1  # groups per block: one per column of a batch
         self.dispatcher = Dispatcher(pools, config.batch_size, fixed=self.fixed)
         self._parity_pools = [parity_pool(j) for j in range(config.r)]
+        self._zero_output = np.zeros_like(pad_output) if pad_output is not None else None  # a missing slot's stand-in
         self._queries: dict[int, _Query] = {}
         self._groups: dict[int, _Group] = {}
         self._block: _Block | None = None
@@ -195,9 +197,8 @@ class Coordinator:
                 self._answer(task.query, output, ORIGINAL, now, actions)
             group = self._groups.get(task.group) if task.group is not None else None
             if group is not None:
+                group.arrived += group.outputs[task.slot] is None  # a slot counts once, whatever arrives twice
                 group.outputs[task.slot] = output
-                group.arrived += not group.available[task.slot]  # a slot counts once, whatever arrives twice
-                group.available[task.slot] = True
                 touched[task.group] = group
         self._decode([gid for gid, group in touched.items() if self._decodable(group)], now, actions)
         return self._pump(actions)
@@ -269,7 +270,7 @@ class Coordinator:
             groups = [next(self._ids) for _ in range(self.width)] if self.codec is not None else []
             slots = self.config.k + self.config.r
             for gid in groups:
-                self._groups[gid] = _Group(slots, len(self.pad_output))
+                self._groups[gid] = _Group(slots)
             block = self._block = _Block(next(self._ids), groups)
             self._timer(now + self.config.group_wait, "group", block.id)
         if self.codec is not None:
@@ -317,8 +318,7 @@ class Coordinator:
             for (gid, group), group_parities in zip(live, parities):
                 members = len(group.members)
                 if members < k:  # a zero input's output, F(0), is known in advance
-                    group.outputs[members:k] = self.pad_output
-                    group.available[members:k] = True
+                    group.outputs[members:k] = [self.pad_output] * (k - members)
                     group.arrived += k - members
                 group.inputs, group.encoded = [], True
                 for j, pool in enumerate(pools):
@@ -337,8 +337,10 @@ class Coordinator:
         if not gids:
             return
         groups = [self._groups[gid] for gid in gids]
-        outputs = np.array([group.outputs for group in groups])  # np.array of equal arrays: np.stack, 3x faster
-        masks = np.array([group.available for group in groups])
+        masks = np.array([[row is not None for row in group.outputs] for group in groups])
+        zero = self._zero_output
+        # np.array of equal rows: np.stack's work, 3x faster
+        outputs = np.array([[zero if row is None else row for row in group.outputs] for group in groups])
         rebuilt = self.codec.decode(outputs, masks)
         # A non-finite reconstruction (an unusable parity) answers nobody: its query waits for its own output,
         # or the default at its deadline.

@@ -44,7 +44,7 @@ def pack(frame: Frame) -> bytes:
             raise TypeError(f"arrays of dtype {array.dtype} do not cross to instances; use one of {DTYPES}")
         head = _BATCH.pack(frame.instance, frame.batch, _CODES[array.dtype], array.ndim)
         head += b"".join(_DIM.pack(dim) for dim in array.shape)
-        return _PREFIX.pack(len(head) + array.nbytes, BATCH) + head + array.tobytes()
+        return b"".join((_PREFIX.pack(len(head) + array.nbytes, BATCH), head, array.data))  # the array copied once
     text = json.dumps(frame).encode()
     return _PREFIX.pack(len(text), CONTROL) + text
 
