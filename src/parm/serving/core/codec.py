@@ -16,7 +16,7 @@ import torch
 
 from parm.codes import Code, LinearCode
 
-_FEW_GROUPS = 16  # up to this many groups per decode, a batch's patterns are looked up at once (packbits costs more)
+_FEW_GROUPS = 16  # batches of up to this many groups keep their stacked decoding matrices
 _BATCH_PATTERNS = 4096  # stacked matrices kept for that look-up (k = 2, r = 1: 4 patterns per group, 256 for 4 groups)
 
 
@@ -85,20 +85,22 @@ class LinearCodec(Codec):
         return rebuilt.reshape(len(outputs), self.code.k, *outputs.shape[2:])
 
     def _matrices_for(self, available: np.ndarray) -> np.ndarray:
-        """Each group's decoding matrix (B, k, k + r), computed once per availability pattern ever seen."""
-        if len(available) <= _FEW_GROUPS:  # the serving path's usual call: one look-up for the whole batch
-            key = available.tobytes()
-            matrices = self._batches.get(key)
-            if matrices is None:
-                if len(self._batches) >= _BATCH_PATTERNS:
-                    self._batches.clear()
-                matrices = self._batches[key] = np.array([self._matrix(row.tobytes(), row) for row in available])
+        """Each group's decoding matrix (B, k, k + r): computed once per group pattern ever seen, and kept stacked
+        per batch pattern for the few-group batches of the serving path (one look-up per decode call)."""
+        key = available.tobytes()
+        matrices = self._batches.get(key)
+        if matrices is not None:
             return matrices
         packed = np.packbits(available, axis=1)  # one key per group's pattern (np.unique(axis=0) is 4x slower)
         keys, first, which = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(),
                                        return_index=True, return_inverse=True)
         matrices = np.array([self._matrix(key.tobytes(), available[row]) for key, row in zip(keys, first)])  # distinct only
-        return matrices[which.reshape(-1)]
+        matrices = matrices[which.reshape(-1)]
+        if len(available) <= _FEW_GROUPS:
+            if len(self._batches) >= _BATCH_PATTERNS:
+                self._batches.clear()
+            self._batches[key] = matrices
+        return matrices
 
     def _matrix(self, key: bytes, pattern: np.ndarray) -> np.ndarray:
         if key not in self._matrices:

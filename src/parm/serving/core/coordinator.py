@@ -176,7 +176,7 @@ class Coordinator:
         if self.config.hedge_after is not None:
             self._timer(now + self.config.hedge_after, "hedge", query)
         if self.codec is None and not self.fixed:
-            self.dispatcher.push([task])
+            self.dispatcher.queue([task])
         else:
             self._join_block(query, state, task, x, now)
         actions = self._pump([])
@@ -206,10 +206,7 @@ class Coordinator:
     def on_failure(self, instance: int, batches: Iterable[int], now: float) -> list[Dispatch | Answer]:
         """``instance`` died: it is down until `on_ready`, and work it lost that still matters runs again."""
         for tasks in self.dispatcher.lost(instance, batches):
-            useful = [task for task in tasks if self._useful(task)]
-            units = [useful] if self.fixed else [[task] for task in useful]
-            for unit in reversed([unit for unit in units if unit]):
-                self.dispatcher.push(unit, front=True)
+            self.dispatcher.queue([task for task in tasks if self._useful(task)], front=True)
         return self._pump([])
 
     def on_ready(self, instance: int, now: float) -> list[Dispatch | Answer]:
@@ -232,7 +229,7 @@ class Coordinator:
                 state = self._queries[ref]
                 copy = Task(ref, None, 0, BASE_POOL, state.tasks[0].payload)
                 state.tasks.append(copy)
-                self.dispatcher.push([copy])
+                self.dispatcher.queue([copy])
         self._encode_closed()
         return self._pump(actions)
 
@@ -283,7 +280,7 @@ class Coordinator:
         block.members += 1
         block.row.append(task)
         if len(block.row) == self.width:
-            self.dispatcher.push(block.row)
+            self.dispatcher.queue(block.row)
             block.row = []
         if block.members == (self.config.k if self.codec is not None else 1) * self.width:
             self._close_block()
@@ -291,8 +288,7 @@ class Coordinator:
     def _close_block(self) -> None:
         """No more members for the block being filled: its last batch leaves, its groups wait for `_encode_closed`."""
         block, self._block = self._block, None
-        if block.row:
-            self.dispatcher.push(block.row)
+        self.dispatcher.queue(block.row)
         if self.codec is not None:
             self._closed.append(block)
 
@@ -326,8 +322,7 @@ class Coordinator:
                     group.parities.append(task)
                     units[j].append(task)
             for unit in units:  # fixed batches: parity j of every group of a block, as one batch
-                for part in [unit] if self.fixed else [[task] for task in unit]:
-                    self.dispatcher.push(part)
+                self.dispatcher.queue(unit)
 
     def _decodable(self, group: _Group) -> bool:
         return group.encoded and group.pending > 0 and group.arrived >= self.config.k

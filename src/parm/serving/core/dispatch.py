@@ -54,14 +54,21 @@ class Dispatcher:
         self._busy: dict[int, tuple[int, list[Task]]] = {}  # batch -> (instance, tasks)
         self._batches = itertools.count()
 
-    def push(self, unit: Unit, *, front: bool = False) -> None:
-        """Queue a unit of one pool's tasks (work an instance lost goes back to the front)."""
-        pool = unit[0].pool
+    def queue(self, tasks: list[Task], *, front: bool = False) -> None:
+        """Queue tasks of one pool, in order: one unit (a fixed batch), or a unit each (dynamic batching). Work an
+        instance lost goes back to the front."""
+        if not tasks:
+            return
+        pool = tasks[0].pool
         queue = self._queues[pool]
-        queue.appendleft(unit) if front else queue.append(unit)
-        for task in unit:
+        if self.fixed or len(tasks) == 1:  # one unit (the usual call: one task)
+            queue.appendleft(tasks) if front else queue.append(tasks)
+        else:
+            units = [[task] for task in tasks]
+            queue.extendleft(reversed(units)) if front else queue.extend(units)
+        for task in tasks:
             task.queued = True
-        self._queued[pool] += len(unit)
+        self._queued[pool] += len(tasks)
 
     def cancel(self, task: Task) -> None:
         """The task became useless (its query answered, its group done): it is skipped when its turn comes."""
@@ -112,23 +119,39 @@ class Dispatcher:
         return dispatches
 
     def _next_batch(self, queue: deque[Unit]) -> list[Task]:
-        """The live tasks of the next batch: one whole unit (fixed), or up to ``batch_size`` from different groups."""
+        """The live tasks of the next batch: the next unit with any (fixed), or up to ``batch_size`` tasks, each of
+        another group (dynamic, where every unit is one task)."""
         tasks: list[Task] = []
+        if self.fixed:
+            while queue and not tasks:
+                tasks = self._take(queue.popleft())
+            return tasks
         groups: set[int] = set()
-        passed: list[Unit] = []  # units left for a later batch: their group already rides in this one
-        while queue and (self.fixed and not tasks or not self.fixed and len(tasks) < self.batch_size):
+        passed: list[Unit] = []  # left for a later batch: their group already rides in this one
+        while queue and len(tasks) < self.batch_size:
             unit = queue.popleft()
-            if not self.fixed and unit[0].group is not None and unit[0].group in groups and not unit[0].cancelled:
-                passed.append(unit)
-                continue
-            for task in unit:
+            task = unit[0]
+            if task.cancelled:
                 task.queued = False
-                if not task.cancelled:
-                    self._queued[task.pool] -= 1
-                    tasks.append(task)
-                    groups.add(task.group)
+            elif task.group is not None and task.group in groups:
+                passed.append(unit)
+            else:
+                task.queued = False
+                self._queued[task.pool] -= 1
+                tasks.append(task)
+                groups.add(task.group)
         queue.extendleft(reversed(passed))
         return tasks
+
+    def _take(self, unit: Unit) -> list[Task]:
+        """A unit off its queue: its live tasks."""
+        live = []
+        for task in unit:
+            task.queued = False
+            if not task.cancelled:
+                self._queued[task.pool] -= 1
+                live.append(task)
+        return live
 
     def _release(self, instance: int) -> None:
         if instance not in self._down:

@@ -78,7 +78,6 @@ class Frontend:
     def is_ready(self) -> bool:
         return self._ready
 
-
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the frontend runs on: call the backend (e.g. to inject faults) only from it."""

@@ -19,7 +19,6 @@ import numpy as np
 
 _PREFIX = struct.Struct("<IB")  # body length, kind
 _BATCH = struct.Struct("<iiBB")  # instance, batch id, dtype code, ndim; then ndim x uint32 dims
-_DIM = struct.Struct("<I")
 CONTROL, BATCH = 0, 1
 DTYPES = tuple(np.dtype(code) for code in ("<f4", "<f8", "<f2", "<i8", "<i4", "|u1", "|b1"))
 _CODES = {dtype: code for code, dtype in enumerate(DTYPES)}
@@ -43,7 +42,7 @@ def pack(frame: Frame) -> bytes:
         if array.dtype not in _CODES:
             raise TypeError(f"arrays of dtype {array.dtype} do not cross to instances; use one of {DTYPES}")
         head = _BATCH.pack(frame.instance, frame.batch, _CODES[array.dtype], array.ndim)
-        head += b"".join(_DIM.pack(dim) for dim in array.shape)
+        head += struct.pack(f"<{array.ndim}I", *array.shape)
         return b"".join((_PREFIX.pack(len(head) + array.nbytes, BATCH), head, array.data))  # the array copied once
     text = json.dumps(frame).encode()
     return _PREFIX.pack(len(text), CONTROL) + text
