@@ -171,3 +171,14 @@ def test_coded_training_refuses_no_parity(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--dataset", "unused", "--model", "base-mlp", "--r", "0"])
     assert exit_info.value.code == 2 and "need r >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--backend", "remote"], "--backend remote needs --instances-file"),
+    (["--instances-file", "cluster.yaml"], "--instances-file goes with --backend remote only"),
+    (["--backend", "remote", "--instances-file", "missing.yaml"], "no cluster file at missing.yaml"),
+])
+def test_serve_remote_refuses_a_missing_cluster_file_in_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", str(tmp_path / "run"), *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import signal
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +21,7 @@ from parm.serving import MODES, Frontend, ServeOptions, build_deployment
 from parm.serving.backends.local import LocalBackend
 from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED, CoordinatorConfig
 
+from .crash_load import load_with_crash
 from .exact_runs import INPUT_SHAPE, affine_run
 
 pytestmark = pytest.mark.slow
@@ -117,21 +117,8 @@ def test_killing_an_instance_mid_load_loses_no_query(tmp_path: Path, mode: str, 
     run, base = affine_run(tmp_path)
     options = ServeOptions(mode=mode, instances=2, coding=CoordinatorConfig(group_wait=0.002), delays={0: 0.02})
     queries = np.random.default_rng(1).random(size=(200, 1, *INPUT_SHAPE)).astype(np.float32)
-    halfway, answered, lock = threading.Event(), [0], threading.Lock()
     with serving(run, options, processes) as (address, backend, frontend):
-        def send(x: np.ndarray) -> tuple[np.ndarray, str]:
-            result = infer(triton.InferenceServerClient(address), x)
-            with lock:
-                answered[0] += 1
-                if answered[0] == 50:
-                    halfway.set()
-            return result
-
-        with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(send, x) for x in queries]
-            assert halfway.wait(timeout=120)
-            crash(backend, frontend, how)
-            results = [future.result(timeout=120) for future in futures]
+        results = load_with_crash(address, queries, infer, lambda: crash(backend, frontend, how), after=50)
         failures = sum(frontend.registry.get_sample_value("parm_instance_failures_total", {"pool": pool}) or 0
                        for pool in ("base", "parity-0"))
     assert failures == (3 if (processes, how) == (1, "sigkill") else 1)  # a shared process takes all 3 instances down

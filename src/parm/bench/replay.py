@@ -8,20 +8,27 @@ accuracy against the true labels and the offline A_d beside them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import tritonclient.http as triton
 from tqdm import tqdm
 
+from parm.bench.cluster import InstanceServers
 from parm.bench.harness import serve_locally
-from parm.runs import open_run
+from parm.runs import CoderRun, open_run
+from parm.serving.backends import build_backend
+from parm.serving.backends.remote.cluster import Endpoint, pool_sizes
 from parm.serving.core.coordinator import ANSWER_KINDS
 from parm.serving.runtime.deployment import INPUT_NAME, OUTPUT_NAME, ServeOptions, build_deployment
+
+
+RECOVERY_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -38,6 +45,7 @@ class ReplayReport:
     instance_failures: int = 0
     offline_degraded_accuracy: float | None = None
     options: dict = field(default_factory=dict)
+    instance_recoveries: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -54,15 +62,22 @@ class ReplayReport:
 
 def replay(
     source: str | Path, options: ServeOptions, *, queries: int = 300, concurrency: int = 8,
-    kill: tuple[int, int] | None = None, seed: int = 0, progress: bool = True,
+    kill: tuple[int, int] | None = None, seed: int = 0, progress: bool = True, backend: str = "local",
+    endpoints: list[Endpoint] | None = None,
 ) -> ReplayReport:
     """Serve ``source`` and send it ``queries`` test-split queries; ``kill=(instance, after)`` crashes that
-    instance (SIGKILL of its process) once ``after`` answers are in."""
+    instance once ``after`` answers are in (SIGKILL of its process; it is started again).
+
+    ``backend="remote"`` reaches the instances as model servers over the Open Inference Protocol: those of
+    ``endpoints`` (a cluster file's; a kill is then the frontend's own, as no process here is theirs), else a
+    `parm instance` server per instance started here, whose process the kill crashes and starts again."""
     source = Path(source)
     dataset = open_run(source).base.dataset()
     order = np.random.default_rng(seed).permutation(len(dataset.test))[:queries]
     inputs = dataset.preprocess(dataset.test.x[order]).numpy()
     labels = dataset.test.y[order].numpy()
+    if endpoints is not None:
+        options = replace(options, pool_sizes=pool_sizes(endpoints))
     deployment = build_deployment(source, options)
     done, answered, lock = threading.Event(), [0], threading.Lock()
     clients = threading.local()
@@ -81,17 +96,33 @@ def replay(
                 done.set()
         return int(result.as_numpy(OUTPUT_NAME).argmax()), result.get_response()["parameters"]["answer"]
 
-    with serve_locally(deployment) as served, ThreadPoolExecutor(concurrency) as pool:
+    if backend not in ("local", "remote"):
+        raise ValueError(f"replay runs --backend local or remote, got {backend!r}")
+    with contextlib.ExitStack() as stack:
+        servers = None
+        if backend == "remote" and endpoints is None:
+            servers = stack.enter_context(InstanceServers(source, deployment.pools, noop=options.noop))
+            endpoints = servers.endpoints(deployment.model.name, runs_base=isinstance(open_run(source), CoderRun))
+        remote = build_backend("remote", endpoints=endpoints) if backend == "remote" else None
+        served = stack.enter_context(serve_locally(deployment, backend=remote))
+        pool = stack.enter_context(ThreadPoolExecutor(concurrency))
         futures = [pool.submit(send, x) for x in inputs]
         if kill is not None and done.wait(timeout=600):
-            served.kill(kill[0])
+            if servers is not None:  # a crashed machine: its server process dies, and is started again
+                servers.kill(kill[0])
+                servers.restart(kill[0])
+            else:
+                served.kill(kill[0])
         results = [future.result() for future in futures]
+        if kill is not None:  # the load may end before the crashed instance is back: its return is part of the report
+            served.await_recoveries(1, RECOVERY_TIMEOUT_S)
+        failures, recoveries = served.instance_failures(), served.instance_recoveries()
     bar.close()
-    return _report(source, options, results, labels, kill, served.instance_failures())
+    return _report(source, options, results, labels, kill, failures, recoveries, backend)
 
 
 def _report(source: Path, options: ServeOptions, results: list[tuple[int, str]], labels: np.ndarray,
-            kill: tuple[int, int] | None, failures: int) -> ReplayReport:
+            kill: tuple[int, int] | None, failures: int, recoveries: int, backend: str) -> ReplayReport:
     predicted = np.array([r[0] for r in results])
     kinds = np.array([r[1] for r in results])
     counts = {kind: int((kinds == kind).sum()) for kind in ANSWER_KINDS}
@@ -99,7 +130,8 @@ def _report(source: Path, options: ServeOptions, results: list[tuple[int, str]],
                 for kind in ANSWER_KINDS}
     evaluation = source / "evaluation" / "evaluation.json"  # written by `parm evaluate`
     offline = json.loads(evaluation.read_text())[0]["degraded_accuracy"] if evaluation.is_file() else None
+    settings = {k: v for k, v in asdict(options).items() if k not in ("delays", "pool_sizes")}
     return ReplayReport(str(source), options.mode, len(labels), len(results), counts, accuracy,
                         kill[0] if kill else None, failures, offline,
-                        {k: v for k, v in asdict(options).items() if k != "delays"} | {"delays": dict(options.delays)})
+                        settings | {"delays": dict(options.delays), "backend": backend}, recoveries)
 

@@ -10,9 +10,11 @@ import os
 import socket
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
+from parm.serving.backends.remote.cluster import Endpoint, load_cluster, order_endpoints, pool_sizes
 from parm.serving.core.coordinator import BATCHING, CoordinatorConfig
 from parm.serving.core.pools import MODES
 from parm.serving.runtime.deployment import OUT_OF_RANGE, ServeOptions
@@ -31,18 +33,27 @@ def register(commands: argparse._SubParsersAction) -> None:
         "  parm serve runs/parity/fashion-mnist-base-mlp-sum-k2-r1                 # ParM, 2 base + 1 parity instance\n"
         "  parm serve runs/parity/fashion-mnist-base-mlp-sum-k2-r1 --mode equal-resources\n"
         "  parm serve runs/base/fashion-mnist-base-mlp --mode none --instances 4\n"
-        "  parm serve RUN --backend ray --address 127.0.0.1:6379                   # instances as Ray actors",
+        "  parm serve RUN --backend ray --address 127.0.0.1:6379                   # instances as Ray actors\n"
+        "  parm serve RUN --backend remote --instances-file cluster.yaml           # in front of Triton or KServe",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_deployment_options(parser, batch_size=SERVE_BATCH_SIZE)
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="local: one process per instance on this machine; ray: Ray actors (default: %(default)s)")
+    parser.add_argument("--backend", choices=("local", "ray", "remote"), default="local",
+                        help="local: one process per instance on this machine; ray: Ray actors; remote: model servers "
+                             "that run already (Triton, KServe, `parm instance`), listed in --instances-file "
+                             "(default: %(default)s)")
+    parser.add_argument("--instances-file", type=Path, metavar="CLUSTER.yaml",
+                        help="--backend remote: the model servers, one entry per instance (url, model, pool); "
+                             "`parm export` writes a template. Sets the instances per pool (--instances is ignored)")
     parser.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
     parser.add_argument("--instance-processes", type=int, metavar="N",
                         help="--backend local: host the instances in N processes (default: one per instance); "
                              "sharing saves memory and CPU on a small machine, at the cost of isolation")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    parser.add_argument("--grpc-port", type=int, metavar="PORT",
+                        help="also serve the protocol's gRPC API (KServe v2 GRPCInferenceService; tritonclient.grpc "
+                             "works unchanged) on this port (default: REST only)")
     parser.add_argument("--max-pending", type=int, default=4096,
                         help="requests (and queries) served at once; more wait, unread (default: %(default)s)")
     parser.add_argument("--max-waiting", type=int,
@@ -130,6 +141,8 @@ def check_deployment_options(args: argparse.Namespace) -> None:
 def check_serve_options(args: argparse.Namespace) -> None:
     """`parm serve`'s own options that cannot work, each refused naming its flag (the host is checked by `bind`)."""
     require(1 <= args.port <= 65535, f"--port must be in 1..65535, got {args.port}")
+    require(args.grpc_port is None or (1 <= args.grpc_port <= 65535 and args.grpc_port != args.port),
+            f"--grpc-port must be in 1..65535 and not --port, got {args.grpc_port}")
     require(args.max_pending >= 1, f"--max-pending must be at least 1 (the requests served at once), "
                                    f"got {args.max_pending}")
     require(args.max_waiting is None or args.max_waiting >= 0,
@@ -164,6 +177,14 @@ def bind(host: str, port: int) -> socket.socket:
         raise ValueError(f"cannot listen on {host}:{port} ({err.strerror}): {fix}") from None
 
 
+def remote_endpoints(args: argparse.Namespace) -> list[Endpoint] | None:
+    """The cluster file's model servers in instance order, for --backend remote (None for the other backends)."""
+    require((args.instances_file is not None) == (args.backend == "remote"),
+            "--backend remote needs --instances-file CLUSTER.yaml (the model servers; `parm export` writes a "
+            "template), and --instances-file goes with --backend remote only")
+    return order_endpoints(load_cluster(args.instances_file)) if args.instances_file is not None else None
+
+
 def serve_options(args: argparse.Namespace) -> ServeOptions:
     check_deployment_options(args)
     ms = 1e-3
@@ -181,18 +202,25 @@ def run(args: argparse.Namespace) -> NoReturn:
 
     check_serve_options(args)
     options = serve_options(args)
+    endpoints = remote_endpoints(args)
+    if endpoints is not None:
+        options = replace(options, pool_sizes=pool_sizes(endpoints))
     with bind(args.host, args.port) as sock:
+        if args.grpc_port is not None:
+            bind(args.host, args.grpc_port).close()  # in use: one line now, not a failed start-up later
         configure_logging(args.log_format)
         deployment = build_deployment(args.source, options)
-        backend = build_backend(args.backend, args.address, args.instance_processes)
+        backend = build_backend(args.backend, args.address, args.instance_processes, endpoints)
         frontend = Frontend(deployment, backend, max_pending=args.max_pending, max_waiting=args.max_waiting,
                             max_wait_s=args.max_wait_ms / 1000)
 
         def announce(address: str) -> None:
-            print(f"parm serve: {deployment.model.name} ready at http://{address} "
+            grpc = f", gRPC at {args.host}:{args.grpc_port}" if args.grpc_port is not None else ""
+            print(f"parm serve: {deployment.model.name} ready at http://{address}{grpc} "
                   f"(mode {deployment.mode}, {len(deployment.instances)} instances)", flush=True)
 
-        server = build_server(frontend, sock=sock, max_body_bytes=int(args.max_body_mb * 2**20), on_ready=announce)
+        server = build_server(frontend, host=args.host, sock=sock, max_body_bytes=int(args.max_body_mb * 2**20),
+                              on_ready=announce, grpc_port=args.grpc_port)
         server.run(sockets=[sock])
     code = 0
     if server.force_exit:  # a second Ctrl-C: uvicorn skipped the drain

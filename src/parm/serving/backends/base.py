@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,3 +49,7 @@ class Backend(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop every instance; batches still running are abandoned."""
+
+    def collectors(self) -> Sequence[Any]:
+        """Prometheus collectors of the backend's own (connections, calls), served beside the frontend's."""
+        return ()

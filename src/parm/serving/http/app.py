@@ -15,11 +15,10 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import numpy as np
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from parm.serving.http import protocol, responses
-from parm.serving.http.model import LATENCY_PARAMETER, InferenceService, Overloaded, Prediction, Unavailable
+from parm.serving.http.model import InferenceService, Overloaded, Unavailable
 from parm.serving.http.protocol import ProtocolError
 
 log = logging.getLogger("parm.serving.http.app")
@@ -113,12 +112,10 @@ class App:
             header_length = protocol.parse_header_length(_text(headers.get(protocol.HEADER_LENGTH.lower().encode())))
             query = protocol.parse_infer_request(body, header_length, self.model)
             prediction = await self.service.infer(query.inputs[self.model.inputs[0].name])
-        _check_prediction(prediction, query.batch_size)
+        responses.check_prediction(prediction, query.batch_size)
         outputs = {self.model.outputs[0].name: prediction.outputs}
-        parameters = {"answer": ",".join(prediction.answers)}
-        if prediction.latencies:
-            parameters[LATENCY_PARAMETER] = ",".join(f"{seconds * 1e6:.0f}" for seconds in prediction.latencies)
-        content, answer_headers = responses.encode_infer_response(self.model, query, outputs, parameters)
+        content, answer_headers = responses.encode_infer_response(self.model, query, outputs,
+                                                                  responses.infer_parameters(prediction))
         return 200, content, [(name.lower().encode(), value.encode()) for name, value in answer_headers.items()]
 
     async def _read_body(self, receive: Receive, content_length: bytes | None) -> bytes:
@@ -190,11 +187,3 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
 
 def _text(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
-
-
-def _check_prediction(prediction: Prediction, n: int) -> None:
-    """A service that answers the wrong number of queries has a bug (500), not a bad request."""
-    rows = np.shape(prediction.outputs)[0] if np.ndim(prediction.outputs) else None
-    if rows != n or len(prediction.answers) != n:
-        raise RuntimeError(f"the service answered {rows} outputs and {len(prediction.answers)} answers "
-                           f"for {n} queries")

@@ -144,8 +144,8 @@ def _parse(body: bytes, header_length: int | None, model: ModelInfo, loads: Call
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise ProtocolError(400, f"request 'id' must be a string, got {json.dumps(request_id)}")
-    inputs = _parse_inputs(doc.get("inputs"), binary, model, may_hold_literals(header))
-    outputs = _parse_outputs(doc.get("outputs"), binary_output, model)
+    inputs = parse_inputs(doc.get("inputs"), binary, model, may_hold_literals(header))
+    outputs = parse_outputs(doc.get("outputs"), binary_output, model)
     return InferRequest(request_id, inputs, outputs, binary_output, parameters)
 
 
@@ -191,7 +191,7 @@ def _names(specs: tuple[TensorSpec, ...]) -> str:
     return ", ".join(f"'{spec.name}'" for spec in specs)
 
 
-def _parse_inputs(raw: Any, binary: memoryview | None, model: ModelInfo, literals: bool) -> dict[str, np.ndarray]:
+def parse_inputs(raw: Any, binary: memoryview | None, model: ModelInfo, literals: bool) -> dict[str, np.ndarray]:
     if not isinstance(raw, list) or not raw:
         raise ProtocolError(400, f"request needs 'inputs': a non-empty list of tensors (the model's inputs are "
                                  f"{_names(model.inputs)})")
@@ -285,7 +285,7 @@ def _tensor(decode: Callable[..., np.ndarray], *args: Any) -> np.ndarray:
         raise ProtocolError(400, str(exc)) from None
 
 
-def _parse_outputs(raw: Any, binary_output: bool, model: ModelInfo) -> list[RequestedOutput] | None:
+def parse_outputs(raw: Any, binary_output: bool, model: ModelInfo) -> list[RequestedOutput] | None:
     if raw is None or raw == []:
         return None
     if not isinstance(raw, list):

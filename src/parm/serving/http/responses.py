@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 
 from parm import __version__
-from parm.serving.http.model import ModelInfo, TensorSpec
+from parm.serving.http.model import LATENCY_PARAMETER, ModelInfo, Prediction, TensorSpec
 from parm.serving.http.protocol import HEADER_LENGTH, InferRequest, RequestedOutput
 from parm.serving.http.tensors import WIRE_DTYPES
 
@@ -97,3 +97,19 @@ def dumps(doc: dict[str, Any]) -> bytes:
         return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
     except orjson.JSONEncodeError:
         return json.dumps(doc, separators=(",", ":"), allow_nan=False, default=np.ndarray.tolist).encode()
+
+
+def infer_parameters(prediction: Prediction) -> dict[str, str]:
+    """The parameters of an answer, REST or gRPC: how each query was answered and, if measured, its latency."""
+    parameters = {"answer": ",".join(prediction.answers)}
+    if prediction.latencies:
+        parameters[LATENCY_PARAMETER] = ",".join(f"{seconds * 1e6:.0f}" for seconds in prediction.latencies)
+    return parameters
+
+
+def check_prediction(prediction: Prediction, n: int) -> None:
+    """A service that answers the wrong number of queries has a bug (500), not a bad request."""
+    rows = np.shape(prediction.outputs)[0] if np.ndim(prediction.outputs) else None
+    if rows != n or len(prediction.answers) != n:
+        raise RuntimeError(f"the service answered {rows} outputs and {len(prediction.answers)} answers "
+                           f"for {n} queries")

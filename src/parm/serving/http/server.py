@@ -15,26 +15,42 @@ import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Protocol
 
 import uvicorn
 
 from parm.serving.http.app import BODY_TIMEOUT_S, build_app
 from parm.serving.http.limits import BoundedHttpToolsProtocol
-from parm.serving.runtime.frontend import Frontend
+from parm.serving.http.model import InferenceService
 
 log = logging.getLogger("parm.serving.http.server")
 
 
+class Service(InferenceService, Protocol):
+    """A service the server starts before it accepts queries and stops once drained: the coded `Frontend`, or
+    one model's `ModelService` (`parm instance`)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 def build_server(
-    frontend: Frontend, *, host: str = "127.0.0.1", port: int = 8000, max_body_bytes: int = 16 * 2**20,
+    frontend: Service, *, host: str = "127.0.0.1", port: int = 8000, max_body_bytes: int = 16 * 2**20,
     body_timeout: float = BODY_TIMEOUT_S, on_ready: Callable[[str], None] | None = None,
-    sock: socket.socket | None = None,
+    sock: socket.socket | None = None, grpc_port: int | None = None,
 ) -> Server:
     """A uvicorn server whose lifespan starts and stops ``frontend``. Pass ``sock`` (from `listen`, and to
     ``run(sockets=[sock])``) to have the port bound before the instances start; else uvicorn binds ``host``:``port``
-    once they are up."""
+    once they are up. ``grpc_port``: also serve the protocol's gRPC API there (on ``host``), on the same loop."""
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
+        grpc = None
+        if grpc_port is not None:  # up before the instances, answering "not ready" until they are, as REST does
+            from parm.serving.grpc.server import start_grpc_server
+
+            grpc = await start_grpc_server(frontend, host, grpc_port)
+            log.info("serving gRPC", extra={"address": grpc.address})
         await frontend.start()
         # Everything alive now (torch, models, the app) stays alive: keep it out of the collector's scans. A full
         # collection over it pauses the event loop ~80 ms, which every query in flight would wait out.
@@ -45,7 +61,9 @@ def build_server(
         if on_ready is not None and not server.should_exit:  # a Ctrl-C during start-up: stopping, not ready
             on_ready(address)
         yield
-        await frontend.stop()
+        await frontend.stop()  # drains gRPC calls in flight too: they wait on the same frontend
+        if grpc is not None:
+            await grpc.stop(grace=1.0)
         gc.unfreeze()
         log.info("stopped")
 
@@ -104,15 +122,24 @@ def _address(sock: socket.socket) -> str:
 
 
 @contextlib.contextmanager
-def serve_in_background(frontend: Frontend, **options) -> Iterator[str]:
+def serve_in_background(frontend: Service, *, on_exit: Callable[[], None] | None = None, **options) -> Iterator[str]:
     """Serve ``frontend`` from a thread on an ephemeral loopback port; yields ``"127.0.0.1:PORT"``.
 
     The socket listens before start-up, so clients may connect at once: their connections wait in
     the backlog until the instances are up. Leaving the block drains the queries in flight and stops.
+    ``on_exit`` is called when the server stops, also when its start-up fails (so a waiter need not time out).
     """
     sock = listen()
     server = build_server(frontend, sock=sock, **options)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="parm-server", daemon=True)
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            if on_exit is not None:
+                on_exit()
+
+    thread = threading.Thread(target=run, name="parm-server", daemon=True)
     thread.start()
     try:
         yield _address(sock)

@@ -18,7 +18,7 @@ from parm.data.dataset import Preprocess
 from parm.models import ModelCard
 from parm.runs import BaseRun, CodedRun, open_run
 from parm.serving.core.coordinator import CoordinatorConfig
-from parm.serving.core.pools import Pool, plan_pools
+from parm.serving.core.pools import Pool, plan_pools, pools_of_sizes
 from parm.serving.http.model import ModelInfo, TensorSpec
 from parm.serving.instance import InstanceSpec
 
@@ -42,6 +42,7 @@ class ServeOptions:
     delays: Mapping[int, float] = field(default_factory=dict)
     name: str | None = None
     out_of_range: str = "refuse"  # inputs outside the training data's range: refuse them (400) or clip them in
+    pool_sizes: Mapping[Pool, int] | None = None  # instances per pool, for a cluster that lists its own (remote)
 
     def __post_init__(self) -> None:
         if self.out_of_range not in OUT_OF_RANGE:
@@ -69,7 +70,8 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
     if options.mode != "hedged":
         config = replace(config, hedge_after=None)
     card = run.base.card()
-    pools = plan_pools(options.mode, options.instances, config.k, config.r)
+    pools = (plan_pools(options.mode, options.instances, config.k, config.r) if options.pool_sizes is None
+             else pools_of_sizes(options.mode, dict(options.pool_sizes), config.r))
     count = sum(len(ids) for ids in pools.values())  # instance ids run 0..count-1 over all pools
     unknown = sorted(i for i in options.delays if not 0 <= i < count)
     if unknown:
@@ -79,7 +81,7 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
     specs = tuple(
         InstanceSpec(
             id=i, pool=pool,
-            checkpoint=None if options.noop else str(_checkpoint_of(pool, run)),
+            checkpoint=None if options.noop else str(checkpoint_of(pool, run)),
             output_shape=(card.num_classes,), delay_s=options.delays.get(i, 0.0),
         )
         for pool, ids in pools.items() for i in ids
@@ -119,6 +121,6 @@ def _open_source(source: Path, mode: str) -> BaseRun | CodedRun:
     return run
 
 
-def _checkpoint_of(pool: Pool, run: BaseRun | CodedRun) -> Path:
+def checkpoint_of(pool: Pool, run: BaseRun | CodedRun) -> Path:
     """A base instance runs F; a parity instance what its run says (its parity model, or F for a learned code)."""
     return run.base.weights if pool.parity is None else run.parity_checkpoint(pool.parity)

@@ -41,9 +41,13 @@ class Frontend:
         self.admission = Admission(max_pending, 4 * max_pending if max_waiting is None else max_waiting, max_wait_s,
                                    on_reject=self.metrics.rejected.inc)
         self.registry = self.metrics.registry
+        for collector in backend.collectors():
+            self.registry.register(collector)
         self.coordinator: Coordinator | None = None
         self._futures: dict[int, asyncio.Future] = {}
         self._probes: dict[int, asyncio.Future] = {}
+        self._recoveries: list[tuple[int, asyncio.Future]] = []  # (count awaited, future) of `recovered`
+        self.recovered_count = 0
         self._ids = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -84,6 +88,13 @@ class Frontend:
         if self._loop is None:
             raise RuntimeError("the frontend has not started")
         return self._loop
+
+    async def recovered(self, count: int = 1) -> None:
+        """Return once ``count`` instances in all have come back after a failure (for benchmarks and tests)."""
+        if self.recovered_count < count:
+            future = self.loop.create_future()
+            self._recoveries.append((count, future))
+            await future
 
     # ---- queries -----------------------------------------------------------------------------------
 
@@ -128,7 +139,14 @@ class Frontend:
             self._apply(self.coordinator.on_failure(instance, lost, time.perf_counter()))
 
     def on_ready(self, instance: int) -> None:
-        log.info("instance restarted", extra={"instance": instance})
+        pool = self.deployment.instances[instance].pool
+        self.metrics.recoveries.labels(str(pool)).inc()
+        self.recovered_count += 1
+        for count, future in self._recoveries:
+            if self.recovered_count >= count and not future.done():
+                future.set_result(None)
+        self._recoveries = [(count, future) for count, future in self._recoveries if not future.done()]
+        log.info("instance restarted", extra={"instance": instance, "pool": str(pool)})
         if self.coordinator is not None:
             self._apply(self.coordinator.on_ready(instance, time.perf_counter()))
 

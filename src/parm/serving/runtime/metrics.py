@@ -1,92 +1,24 @@
 """Prometheus metrics of one frontend, in a registry of its own (served at ``/metrics``).
 
-What happens per query (a latency, an answer, a batch, a codec call) is recorded as a list append or a dict
-increment and folded into Prometheus families when the registry is scraped: prometheus-client's own histogram
-takes a lock and searches its buckets on every observation, several microseconds per query on this path.
+What happens per query (a latency, an answer, a batch, a codec call) is recorded by the deferred kinds of
+`parm.serving.prometheus`, folded into Prometheus families when the registry is scraped.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter as Tally
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
 
 from parm.serving.core.coordinator import GroupCodec
 from parm.serving.core.pools import Pool
+from parm.serving.prometheus import DeferredCounter, DeferredHistogram
 
 # Latency buckets from 0.5 ms to 10 s: the interesting range for both no-op and real instances.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 CODEC_BUCKETS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
-_FOLD_EVERY = 4096  # observations held per label set before they are folded into buckets
-
-
-class DeferredHistogram:
-    """A histogram (with a counter of its observations, if named) whose observations are folded when scraped."""
-
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float], *,
-                 counter: tuple[str, str] | None = None) -> None:
-        self.name, self.documentation, self.labelnames, self.counter = name, documentation, tuple(labelnames), counter
-        self.bounds = np.array([*buckets, np.inf])
-        self._pending: dict[tuple[str, ...], list[float]] = {}
-        self._counts: dict[tuple[str, ...], np.ndarray] = {}
-        self._sums: dict[tuple[str, ...], float] = {}
-        self._lock = threading.Lock()  # a scrape from another thread may fold while the loop observes
-
-    def observe(self, labels: tuple[str, ...], value: float) -> None:
-        pending = self._pending.get(labels)
-        if pending is None:
-            with self._lock:
-                pending = self._pending[labels] = []
-                self._counts[labels], self._sums[labels] = np.zeros(len(self.bounds), np.int64), 0.0
-        pending.append(value)
-        if len(pending) >= _FOLD_EVERY:
-            self._fold(labels)
-
-    def _fold(self, labels: tuple[str, ...]) -> None:
-        with self._lock:
-            pending = self._pending[labels]
-            values = np.asarray(pending[:])
-            del pending[:len(values)]  # appends made meanwhile stay for the next fold
-            self._counts[labels] += np.bincount(np.searchsorted(self.bounds, values), minlength=len(self.bounds))
-            self._sums[labels] += float(values.sum())
-
-    def collect(self) -> Iterator[Metric]:
-        for labels in list(self._pending):
-            self._fold(labels)
-        histogram = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        counter = CounterMetricFamily(*self.counter, labels=self.labelnames) if self.counter else None
-        for labels, counts in self._counts.items():
-            cumulative = np.cumsum(counts)
-            edges = [floatToGoString(bound) for bound in self.bounds]
-            histogram.add_metric(labels, list(zip(edges, cumulative.tolist())), self._sums[labels])
-            if counter is not None:
-                counter.add_metric(labels, int(cumulative[-1]))
-        yield histogram
-        if counter is not None:
-            yield counter
-
-
-class DeferredCounter:
-    """A labelled counter incremented as a dict entry, read when scraped."""
-
-    def __init__(self, name: str, documentation: str, labelname: str) -> None:
-        self.name, self.documentation, self.labelname = name, documentation, labelname
-        self.counts: Tally[str] = Tally()
-
-    def inc(self, label: str) -> None:
-        self.counts[label] += 1
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=[self.labelname])
-        for label, count in dict(self.counts).items():
-            family.add_metric([label], count)
-        yield family
 
 
 class FrontendMetrics:
@@ -110,6 +42,8 @@ class FrontendMetrics:
                                 registry=r)
         self.failures = Counter("parm_instance_failures", "Instances that died (and were restarted).", ["pool"],
                                 registry=r)
+        self.recoveries = Counter("parm_instance_recoveries", "Instances that came back after a failure (restarted, "
+                                  "or a model server found ready again).", ["pool"], registry=r)
         self._labels: dict[str, tuple[str, str]] = {}
 
     def answered(self, kind: str, latency: float) -> None:

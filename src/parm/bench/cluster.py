@@ -1,0 +1,134 @@
+"""A cluster of model servers on this machine: one `parm instance` process per instance, on loopback ports.
+
+For the remote backend what the local backend's worker processes are for the local one: the bench and
+`parm replay --backend remote` start one, point the frontend at it through its endpoints, and crash a
+server for real (SIGKILL of its process) and start it again on the same port, where the frontend's probes
+find it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parm.serving.backends.remote.cluster import Endpoint
+from parm.serving.core.pools import Pool, model_name
+from parm.serving.http.server import listen
+
+READY_MARK = " ready at http://"
+
+
+@dataclass
+class _Server:
+    pool: Pool
+    port: int
+    grpc_port: int | None = None
+    process: subprocess.Popen | None = None
+    starts: int = 0
+    log: Path | None = None
+    ready: threading.Event = field(default_factory=threading.Event)  # set by the current process's ready line
+
+
+@dataclass
+class InstanceServers:
+    """`parm instance` servers for ``pools`` (instance ids per pool, as a deployment numbers them) of ``source``."""
+
+    source: Path
+    pools: dict[Pool, list[int]]
+    noop: bool = False
+    threads: int = 1
+    grpc: bool = False  # servers also speak gRPC, and the endpoints are theirs (grpc:// URLs)
+    startup_timeout: float = 120.0
+    _servers: dict[int, _Server] = field(default_factory=dict)
+    _logs: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> InstanceServers:
+        self._logs = tempfile.TemporaryDirectory(prefix="parm-instances-")
+        for pool, ids in self.pools.items():
+            for instance in ids:
+                self._servers[instance] = _Server(pool, free_port(), free_port() if self.grpc else None)
+        try:
+            for instance in sorted(self._servers):
+                self._launch(instance)
+            for instance in sorted(self._servers):
+                self._await_ready(instance)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for server in self._servers.values():
+            if server.process is not None and server.process.poll() is None:
+                server.process.kill()
+                server.process.wait()
+        if self._logs is not None:
+            self._logs.cleanup()
+
+    def endpoints(self, base_name: str, *, runs_base: bool = False, timeout_s: float = 1.0) -> list[Endpoint]:
+        """The servers as the remote backend's endpoints, in instance order (``runs_base``: parity pools serve F,
+        as for a learned code)."""
+        return [Endpoint(pool=s.pool, timeout_s=timeout_s, url=f"grpc://127.0.0.1:{s.grpc_port}" if s.grpc_port
+                         else f"http://127.0.0.1:{s.port}",
+                         model=base_name if runs_base else model_name(base_name, s.pool))
+                for _, s in sorted(self._servers.items())]
+
+    def kill(self, instance: int) -> None:
+        """SIGKILL ``instance``'s server process (a crashed machine: connections reset, nothing drained)."""
+        process = self._servers[instance].process
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def restart(self, instance: int) -> None:
+        """Start ``instance``'s server again on its port, without waiting: the frontend's probes find it ready."""
+        self._launch(instance)
+
+    def starts(self, instance: int) -> int:
+        return self._servers[instance].starts
+
+    def _launch(self, instance: int) -> None:
+        server = self._servers[instance]
+        server.log = Path(self._logs.name) / f"instance-{instance}-{server.starts}.log"  # type: ignore[union-attr]
+        command = [sys.executable, "-m", "parm", "instance", str(self.source), "--pool", str(server.pool),
+                   "--port", str(server.port), "--threads", str(self.threads), "--log-format", "text"]
+        if self.noop:
+            command.append("--noop")
+        if server.grpc_port is not None:
+            command += ["--grpc-port", str(server.grpc_port)]
+        with server.log.open("w") as log:
+            server.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                                              text=True, start_new_session=True)
+        server.starts += 1
+        self._drain_after_ready(server)
+
+    def _drain_after_ready(self, server: _Server) -> None:
+        """Read the server's stdout on a thread: its ready line sets an event; nothing else is written there."""
+        process = server.process
+        ready = server.ready = threading.Event()
+
+        def read() -> None:
+            for line in process.stdout:  # type: ignore[union-attr]
+                if READY_MARK in line:
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True, name="parm-instance-stdout").start()
+
+    def _await_ready(self, instance: int) -> None:
+        server = self._servers[instance]
+        if not server.ready.wait(self.startup_timeout):
+            log = server.log.read_text()[-2000:] if server.log is not None else ""
+            raise RuntimeError(f"instance server {instance} ({server.pool}) did not start within "
+                               f"{self.startup_timeout:.0f} s; its log ends:\n{log}")
+
+
+def free_port() -> int:
+    """A loopback port free now (bound and released: the server binds it a moment later)."""
+    with listen("127.0.0.1", 0) as sock:
+        return sock.getsockname()[1]
