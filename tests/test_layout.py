@@ -16,6 +16,9 @@ FORBIDDEN = [
     ("serving/core", ("parm.serving.http", "parm.serving.runtime", "parm.serving.backends", "parm.bench")),
     ("workload", ("parm.serving", "parm.bench", "parm.training", "parm.evaluation", "parm.runs")),
     ("runs.py", ("parm.training", "parm.evaluation", "parm.serving", "parm.bench")),
+    ("export", ("parm.training", "parm.bench", "parm.cli")),
+    ("serving/backends", ("parm.serving.runtime", "parm.serving.http", "parm.serving.grpc", "parm.bench")),
+    ("serving/grpc", ("parm.serving.runtime", "parm.serving.backends", "parm.bench")),
 ]
 
 

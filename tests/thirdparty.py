@@ -7,6 +7,7 @@ always runs apart: started on a loopback port, waited for on its ``ready`` line 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import selectors
 import subprocess
 import sys
@@ -14,6 +15,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+# Found without importing it: kserve's protobuf messages would clash with tritonclient.grpc's in this process.
+needs_kserve = pytest.mark.skipif(importlib.util.find_spec("kserve") is None or
+                                  importlib.util.find_spec("onnxruntime") is None,
+                                  reason="kserve or onnxruntime is not installed: `make test` installs both (test extras)")
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "thirdparty" / "kserve_onnx.py"
 READY_TIMEOUT_S = 60.0
 

@@ -24,9 +24,12 @@ import tritonclient.http as triton
 from parm.export import TOLERANCE, export_run
 from serving.exact_runs import CLASSES, INPUT_SHAPE, affine_run
 
-from thirdparty import SCRIPT, kserve
+from thirdparty import SCRIPT, kserve, needs_kserve
 
 from .models import BASE, expected_models, pytorch
+
+pytestmark = needs_kserve
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[str, dict[str, Path], Path]]:

@@ -22,12 +22,12 @@ from parm.serving.backends.remote import RemoteBackend, load_cluster
 from parm.serving.backends.remote.cluster import Endpoint, pool_sizes
 from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED, CoordinatorConfig
 from parm.serving.core.pools import BASE_POOL, parity_pool
-from thirdparty import kserve, start_kserve, wait_for_ready
+from thirdparty import kserve, needs_kserve, start_kserve, wait_for_ready
 
 from ...crash_load import load_with_crash
 from ...exact_runs import INPUT_SHAPE, affine_run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_kserve]
 MODEL = "toy-logistic-regression"
 
 
