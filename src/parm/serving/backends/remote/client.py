@@ -14,6 +14,14 @@ import numpy as np
 from parm.serving.backends.remote.cluster import Endpoint
 
 
+PROBE_TIMEOUT_S = 2.0
+
+
+def probe_timeout(endpoint: Endpoint) -> float:
+    """How long a readiness probe may take: a few calls' worth, at most `PROBE_TIMEOUT_S`."""
+    return min(PROBE_TIMEOUT_S, 4 * endpoint.timeout_s)
+
+
 class InstanceError(Exception):
     """A call to a model server failed; the message says how (for logs and the failure's reason)."""
 

@@ -52,7 +52,7 @@ class Endpoint:
     def address(self) -> tuple[str, int]:
         """(host, port) of the server."""
         parts = urlsplit(self.url)
-        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.hostname or "", parts.port or 0  # a loaded endpoint always has a port
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"pool": str(self.pool), "url": self.url, "model": self.model}

@@ -20,7 +20,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc.service_pb2_grpc import GRPCInferenceServiceStub
 
-from parm.serving.backends.remote.client import InstanceError
+from parm.serving.backends.remote.client import InstanceError, probe_timeout
 from parm.serving.backends.remote.cluster import Endpoint
 
 MAX_MESSAGE_BYTES = 64 * 2**20
@@ -58,11 +58,12 @@ class GrpcClient:
         if self._channel is not None and self._channel.get_state() is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
             await self.close()  # a new channel connects now; this one would wait out its backoff
         try:
-            server = await self._call("ServerReady", pb.ServerReadyRequest())
+            timeout = probe_timeout(self.endpoint)
+            server = await self._call("ServerReady", pb.ServerReadyRequest(), timeout)
             if not server.ready:
                 return False
             model = pb.ModelReadyRequest(name=self.endpoint.model, version=self.endpoint.version or "")
-            return (await self._call("ModelReady", model)).ready
+            return (await self._call("ModelReady", model, timeout)).ready
         except InstanceError:
             return False
 
@@ -71,15 +72,15 @@ class GrpcClient:
             channel, self._channel, self._stub, self._connected = self._channel, None, None, False
             await channel.close()
 
-    async def _call(self, method: str, request: Any) -> Any:
-        """One unary call with the endpoint's deadline; an `InstanceError` saying how it failed."""
+    async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        """One unary call with the endpoint's deadline (or ``timeout``); an `InstanceError` saying how it failed."""
         if self._stub is None:
             self._channel = grpc.aio.insecure_channel(self._target, options=_OPTIONS)
             self._stub = GRPCInferenceServiceStub(self._channel)
         channel = self._channel
         self._observe(channel)
         try:
-            return await getattr(self._stub, method)(request, timeout=self.endpoint.timeout_s)
+            return await getattr(self._stub, method)(request, timeout=timeout or self.endpoint.timeout_s)
         except grpc.RpcError as err:
             details = " ".join(str(err.details() or "").split())  # one line: C-core details may span several
             raise InstanceError(f"{self.endpoint.url} {method}: {err.code().name}: {details}") from None

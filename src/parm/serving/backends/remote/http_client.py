@@ -14,11 +14,10 @@ import aiohttp
 import numpy as np
 import orjson
 
-from parm.serving.backends.remote.client import InstanceError
+from parm.serving.backends.remote.client import InstanceError, probe_timeout
 from parm.serving.backends.remote.cluster import Endpoint
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-_PROBE_TIMEOUT_S = 2.0
 
 
 class HttpClient:
@@ -68,7 +67,7 @@ class HttpClient:
         raise AssertionError("unreachable")
 
     async def ready(self) -> bool:
-        timeout = aiohttp.ClientTimeout(total=min(_PROBE_TIMEOUT_S, self.endpoint.timeout_s * 4))
+        timeout = aiohttp.ClientTimeout(total=probe_timeout(self.endpoint))
         try:
             session = self._open()
             for url in (self._server_ready_url, self._model_ready_url):
