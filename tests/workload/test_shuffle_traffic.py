@@ -11,7 +11,7 @@ from parm.workload.shuffles import ShuffleConfig
 def test_a_push_moves_the_bytes_to_the_peer_and_back() -> None:
     a, b = start_endpoint(), start_endpoint()
     with socket.create_connection(("127.0.0.1", a)) as control:
-        control.sendall(b"PUSH %d %d\n" % (b, 3 * 2**20 + 17))  # not a whole number of chunks
+        control.sendall(b"PUSH 127.0.0.1 %d %d\n" % (b, 3 * 2**20 + 17))  # not a whole number of chunks
         assert control.makefile("rb").readline() == b"DONE\n"
 
 

@@ -1,4 +1,5 @@
-"""A cluster of model servers on this machine: one `parm instance` process per instance, on loopback ports.
+"""A cluster of model servers on this machine: one `parm instance` process per instance, on loopback ports
+(or, with a placement, on the hosts of the testbed).
 
 For the remote backend what the local backend's worker processes are for the local one: the bench and
 `parm replay --backend remote` start one, point the frontend at it through its endpoints, and crash a
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,8 @@ class _Server:
     pool: Pool
     port: int
     grpc_port: int | None = None
+    prefix: tuple[str, ...] = ()  # runs the server elsewhere: on a testbed host, `ip netns exec HOST`
+    address: str = "127.0.0.1"
     process: subprocess.Popen | None = None
     starts: int = 0
     log: Path | None = None
@@ -44,6 +48,7 @@ class InstanceServers:
     noop: bool = False
     threads: int = 1
     grpc: bool = False  # servers also speak gRPC, and the endpoints are theirs (grpc:// URLs)
+    placement: Callable[[int], tuple[Sequence[str], str]] | None = None  # instance -> (command prefix, address)
     startup_timeout: float = 120.0
     _servers: dict[int, _Server] = field(default_factory=dict)
     _logs: tempfile.TemporaryDirectory | None = None
@@ -52,7 +57,9 @@ class InstanceServers:
         self._logs = tempfile.TemporaryDirectory(prefix="parm-instances-")
         for pool, ids in self.pools.items():
             for instance in ids:
-                self._servers[instance] = _Server(pool, free_port(), free_port() if self.grpc else None)
+                prefix, address = self.placement(instance) if self.placement is not None else ((), "127.0.0.1")
+                self._servers[instance] = _Server(pool, free_port(), free_port() if self.grpc else None,
+                                                  tuple(prefix), address)
         try:
             for instance in sorted(self._servers):
                 self._launch(instance)
@@ -74,8 +81,8 @@ class InstanceServers:
     def endpoints(self, base_name: str, *, runs_base: bool = False, timeout_s: float = 1.0) -> list[Endpoint]:
         """The servers as the remote backend's endpoints, in instance order (``runs_base``: parity pools serve F,
         as for a learned code)."""
-        return [Endpoint(pool=s.pool, timeout_s=timeout_s, url=f"grpc://127.0.0.1:{s.grpc_port}" if s.grpc_port
-                         else f"http://127.0.0.1:{s.port}",
+        return [Endpoint(pool=s.pool, timeout_s=timeout_s, url=f"grpc://{s.address}:{s.grpc_port}" if s.grpc_port
+                         else f"http://{s.address}:{s.port}",
                          model=base_name if runs_base else model_name(base_name, s.pool))
                 for _, s in sorted(self._servers.items())]
 
@@ -96,8 +103,9 @@ class InstanceServers:
     def _launch(self, instance: int) -> None:
         server = self._servers[instance]
         server.log = Path(self._logs.name) / f"instance-{instance}-{server.starts}.log"  # type: ignore[union-attr]
-        command = [sys.executable, "-m", "parm", "instance", str(self.source), "--pool", str(server.pool),
-                   "--port", str(server.port), "--threads", str(self.threads), "--log-format", "text"]
+        command = [*server.prefix, sys.executable, "-m", "parm", "instance", str(self.source), "--pool",
+                   str(server.pool), "--host", server.address, "--port", str(server.port), "--threads",
+                   str(self.threads), "--log-format", "text"]
         if self.noop:
             command.append("--noop")
         if server.grpc_port is not None:

@@ -1,0 +1,109 @@
+"""Hosts on one machine: a network namespace per host, each on a shaped link to one bridge.
+
+Host i is the namespace ``parm-h<i>`` at 10.77.0.<10 + i>; its link is a veth pair whose two ends are both
+shaped to the link rate (htb, with the chosen leaf queue; or tbf), so the traffic to and from a host shares
+its link as on a cluster. The frontend stays in the sandbox's own namespace, on the bridge at 10.77.0.1,
+and reaches every host through that host's link. Run it inside the sandbox (`parm.testbed.sandbox`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from parm.testbed import sandbox
+
+BRIDGE, SUBNET, FRONTEND_ADDRESS = "parm-br", "10.77.0", "10.77.0.1"
+QDISCS = ("pfifo", "bfifo", "tbf")  # what this kernel offers (no fq_codel, netem or sfq here)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """A host's link: ``rate_mbit`` each way and its queue: ``pfifo`` (``limit`` packets; the kernel's default
+    pfifo_fast queue is 1,000), ``bfifo`` (``limit`` bytes) under an htb shaper, or ``tbf`` (a queue of
+    ``limit`` ms at the rate)."""
+
+    rate_mbit: float = 1000.0
+    qdisc: str = "pfifo"
+    limit: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.qdisc not in QDISCS:
+            raise ValueError(f"qdisc must be one of {', '.join(QDISCS)} (what this kernel offers), got {self.qdisc!r}")
+        if not self.rate_mbit > 0 or self.limit < 1:
+            raise ValueError(f"a link needs a rate above 0 and a queue limit of at least 1, got {self}")
+
+    def commands(self, device: str) -> list[list[str]]:
+        """The tc commands that shape ``device``'s egress to this link."""
+        rate = f"{self.rate_mbit:g}mbit"
+        if self.qdisc == "tbf":
+            return [["tc", "qdisc", "replace", "dev", device, "root", "tbf", "rate", rate, "burst", "128kb",
+                     "latency", f"{self.limit}ms"]]
+        return [["tc", "qdisc", "replace", "dev", device, "root", "handle", "1:", "htb", "default", "10"],
+                ["tc", "class", "replace", "dev", device, "parent", "1:", "classid", "1:10", "htb", "rate", rate,
+                 "ceil", rate],
+                ["tc", "qdisc", "replace", "dev", device, "parent", "1:10", "handle", "10:", self.qdisc, "limit",
+                 str(self.limit)]]
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """``hosts`` hosts on links of ``link``; `up` builds them (again, from scratch, if they exist), `down`
+    removes them (nothing to remove is fine)."""
+
+    hosts: int
+    link: LinkSpec = LinkSpec()
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.hosts <= 200:
+            raise ValueError(f"a testbed has 1 to 200 hosts, got {self.hosts}")
+
+    @staticmethod
+    def namespace(host: int) -> str:
+        return f"parm-h{host}"
+
+    @staticmethod
+    def address(host: int) -> str:
+        return f"{SUBNET}.{10 + host}"
+
+    def exec(self, host: int, argv: Sequence[str]) -> list[str]:
+        """``argv`` run on ``host`` (in its namespace)."""
+        return ["ip", "netns", "exec", self.namespace(host), *argv]
+
+    def up(self) -> None:
+        if not sandbox.inside():
+            raise RuntimeError("build the testbed inside its sandbox (parm.testbed.sandbox.sandboxed)")
+        self.down()
+        _run(["ip", "link", "add", BRIDGE, "type", "bridge"], ["ip", "addr", "add", f"{FRONTEND_ADDRESS}/24",
+             "dev", BRIDGE], ["ip", "link", "set", BRIDGE, "up"])
+        for host in range(self.hosts):
+            ns, outer, inner = self.namespace(host), f"parm-v{host}", f"parm-e{host}"
+            _run(["ip", "netns", "add", ns], ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner],
+                 ["ip", "link", "set", inner, "netns", ns], ["ip", "link", "set", outer, "master", BRIDGE, "up"],
+                 self.exec(host, ["ip", "link", "set", "lo", "up"]),
+                 self.exec(host, ["ip", "addr", "add", f"{self.address(host)}/24", "dev", inner]),
+                 self.exec(host, ["ip", "link", "set", inner, "up"]),
+                 *self.link.commands(outer), *(self.exec(host, c) for c in self.link.commands(inner)))
+
+    def down(self) -> None:
+        for link in self.leftovers():  # a veth end goes with its peer; the kernel frees a namespace's own later
+            if not link.startswith("parm-h"):
+                subprocess.run(["ip", "link", "delete", link], capture_output=True)
+        for ns in [name for name in self.leftovers() if name.startswith("parm-h")]:
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+
+    def leftovers(self) -> list[str]:
+        """What of a testbed exists now (empty after `down`)."""
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        lines = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout.splitlines()
+        links = [line.split(":")[1].strip().split("@")[0] for line in lines if line.count(":") >= 2]  # "3: NAME@PEER:"
+        return [n for n in names if n.startswith("parm-h")] + [link for link in links if link.startswith("parm-")]
+
+
+def _run(*commands: Sequence[str]) -> None:
+    for command in commands:
+        done = subprocess.run(list(command), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"`{' '.join(command)}` failed: {done.stderr.strip()}")
