@@ -143,3 +143,20 @@ def test_a_frontend_profile_measured_per_mode_gives_each_mode_its_own_cost(tmp_p
     assert scenario.frontend_for("parm").mean() == pytest.approx(0.003)
     assert scenario.frontend_for("none").mean() == pytest.approx(0.001)
     assert scenario.frontend_for("hedged").mean() == pytest.approx(0.001)  # not measured: the top-level law
+
+
+def test_a_testbed_section_is_read_and_its_shuffles_must_be_real() -> None:
+    from parm.bench.scenario import scenario_from_dict
+
+    scenario = scenario_from_dict({"testbed": {"hosts": 6, "link": {"rate_mbit": 1000, "qdisc": "tbf", "limit": 50}},
+                                   "shuffles": {"count": 4, "mode": "real"}})
+    assert scenario.testbed.hosts == 6 and scenario.testbed.link.qdisc == "tbf"
+    assert [scenario.testbed.host_of(i) for i in (0, 5, 6, 13)] == [0, 5, 0, 1]
+    with pytest.raises(ScenarioError, match="no emulated slowdown.*mode: real"):
+        scenario_from_dict({"testbed": {"hosts": 6}, "shuffles": {"count": 4}})
+    with pytest.raises(ScenarioError, match="unknown testbed settings"):
+        scenario_from_dict({"testbed": {"hosts": 6, "rate": 1}})
+    with pytest.raises(ScenarioError, match="2 to 200 hosts"):
+        scenario_from_dict({"testbed": {"hosts": 1}})
+    with pytest.raises(ScenarioError, match="pfifo, bfifo, tbf"):
+        scenario_from_dict({"testbed": {"hosts": 2, "link": {"qdisc": "fq_codel"}}})

@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from parm.testbed import sandbox
-from parm.testbed.network import LinkSpec, Testbed
+from parm.testbed.network import Testbed
+from parm.workload.links import LinkSpec
 
 REASON = sandbox.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")

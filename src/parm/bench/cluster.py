@@ -9,6 +9,7 @@ find it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 from parm.serving.backends.remote.cluster import Endpoint
 from parm.serving.core.pools import Pool, model_name
 from parm.serving.http.server import listen
+from parm.workload.emulation import Emulation
 
 READY_MARK = " ready at http://"
 
@@ -49,6 +51,7 @@ class InstanceServers:
     threads: int = 1
     grpc: bool = False  # servers also speak gRPC, and the endpoints are theirs (grpc:// URLs)
     placement: Callable[[int], tuple[Sequence[str], str]] | None = None  # instance -> (command prefix, address)
+    emulations: dict[int, Emulation] | None = None  # emulated service times, per instance
     startup_timeout: float = 120.0
     _servers: dict[int, _Server] = field(default_factory=dict)
     _logs: tempfile.TemporaryDirectory | None = None
@@ -110,6 +113,10 @@ class InstanceServers:
             command.append("--noop")
         if server.grpc_port is not None:
             command += ["--grpc-port", str(server.grpc_port)]
+        if self.emulations is not None and instance in self.emulations:
+            emulation = Path(self._logs.name) / f"instance-{instance}-emulation.json"  # type: ignore[union-attr]
+            emulation.write_text(json.dumps(self.emulations[instance].to_dict()))
+            command += ["--emulation", str(emulation), "--instance-id", str(instance)]
         with server.log.open("w") as log:
             server.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                                               text=True, start_new_session=True)

@@ -14,6 +14,7 @@ import gc
 import multiprocessing
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +40,21 @@ MODEL_NAME = "bench"
 SCHEDULE_SLACK_S = 900.0  # shuffles are drawn this far beyond the arrivals, to cover start-up and stragglers
 
 
-def bench_latency(scenario: Scenario, *, progress: bool = True) -> list[LatencyRun]:
+# How a measured deployment is served: a context that yields the running server and its background load
+# (`local_serving`: local instance processes; the testbed's puts `parm instance` servers on its hosts).
+Serving = Callable[[Deployment, Scenario, Path, bool], contextlib.AbstractContextManager[
+    tuple[Served, contextlib.AbstractContextManager]]]
+
+
+@contextlib.contextmanager
+def local_serving(deployment: Deployment, scenario: Scenario, source: Path,
+                  noop: bool) -> Iterator[tuple[Served, contextlib.AbstractContextManager]]:
+    """``deployment`` on local instance processes, with real shuffles between them if the scenario has them."""
+    with serve_locally(deployment, processes=scenario.instance_processes, max_pending=1 << 20) as served:
+        yield served, _background_load(scenario, served)
+
+
+def bench_latency(scenario: Scenario, *, progress: bool = True, serving: Serving = local_serving) -> list[LatencyRun]:
     """Measure every variant x mode of ``scenario`` on the real system, ``repeats`` times, modes interleaved
     (so that the machine's slow moments fall on every mode alike); one `LatencyRun` each."""
     variants = scenario.variants()
@@ -53,22 +68,22 @@ def bench_latency(scenario: Scenario, *, progress: bool = True) -> list[LatencyR
             for repeat in range(variant.repeats):
                 for mode in variant.modes:
                     bar.set_postfix_str(f"{label} {mode} ({repeat + 1}/{variant.repeats})")
-                    runs.append(measure(variant, label, mode, source, noop, requests))
+                    runs.append(measure(variant, label, mode, source, noop, requests, serving))
                     bar.update()
     bar.close()
     return runs
 
 
-def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool, requests: list[bytes]) -> LatencyRun:
+def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool, requests: list[bytes],
+            serving: Serving = local_serving) -> LatencyRun:
     """One mode under the scenario's load: start, warm up, measure, stop."""
     options = ServeOptions(mode=mode, instances=scenario.base_instances, coding=scenario.coordinator_config(mode),
                            noop=noop, name=MODEL_NAME)
     deployment = emulated(build_deployment(source, options), scenario)
     started = time.perf_counter()
-    with serve_locally(deployment, processes=scenario.instance_processes, max_pending=1 << 20) as served, \
-            _load_process() as pool:
+    with serving(deployment, scenario, source, noop) as (served, background), _load_process() as pool:
         total = scenario.warmup + scenario.queries
-        with _background_load(scenario, served) as shuffles:
+        with background as shuffles:
             load = pool.submit(_generate_load, served.address, requests, scenario.rate, total, scenario.seed)
             _schedule_faults(served, scenario, len(deployment.instances))
             samples = load.result()

@@ -20,6 +20,7 @@ import yaml
 from parm.serving.core.coordinator import BATCHING, CoordinatorConfig
 from parm.serving.core.pools import MODES
 from parm.workload.faults import Fault
+from parm.workload.links import TestbedPlan
 from parm.workload.service_time import ServiceTime
 from parm.workload.shuffles import ShuffleConfig
 
@@ -110,6 +111,7 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     model: str | None = None
     sweep: tuple[str, tuple[Any, ...]] | None = None
+    testbed: TestbedPlan | None = None  # run on hosts in network namespaces on shaped links (`parm.testbed`)
 
     def __post_init__(self) -> None:
         """Check every setting here, so that the file, the command-line overrides and a sweep's variants
@@ -141,6 +143,13 @@ class Scenario:
             _check_sweep(*self.sweep)
         if self.instance_processes is not None and self.shuffles.mode == "real" and self.shuffles.count:
             raise ScenarioError("real shuffles load each instance's own process: leave instance_processes out")
+        if self.testbed is not None:
+            if self.instance_processes is not None:
+                raise ScenarioError("on the testbed each instance is a `parm instance` process on its host: leave "
+                                    "instance_processes out")
+            if self.shuffles.count and self.shuffles.mode != "real":
+                raise ScenarioError("the testbed has no emulated slowdown: its shuffles move real bytes over the "
+                                    "hosts' links; set shuffles: {mode: real, ...}")
 
     def coordinator_config(self, mode: str) -> CoordinatorConfig:
         """The coordinator's switches for ``mode``, in seconds: the same for the real bench and the simulator."""
@@ -221,6 +230,9 @@ def scenario_from_dict(data: dict[str, Any], base: Path = Path(".")) -> Scenario
         flat["shuffles"] = _section("shuffles", _shuffles, flat["shuffles"])
     if "faults" in flat:
         flat["faults"] = _section("faults", _faults, flat["faults"])
+    if flat.get("testbed") is not None:
+        flat["testbed"] = _section("testbed", lambda spec: TestbedPlan.from_dict(
+            dict(_mapping("testbed", spec, "{hosts: 6, link: {rate_mbit: 1000}}"))), flat["testbed"])
     if "modes" in flat:
         if not isinstance(flat["modes"], list):
             raise ScenarioError(f"need modes as a list, got {flat['modes']!r}: e.g. modes: [parm, equal-resources]")

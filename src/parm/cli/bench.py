@@ -15,7 +15,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "latency",
         help="open-loop Poisson load over HTTP against each mode; p50..p99.9 per mode, with plots",
         description="Run a scenario (cluster, workload, service times, background shuffles, faults) on the real "
-        "frontend with local emulated instances: for each sweep value and each mode, start the server, replay the "
+        "frontend with local emulated instances (or, for a scenario with a testbed: section, `parm instance` servers "
+        "on hosts in network namespaces on shaped links; needs root): for each sweep value and each mode, start the server, replay the "
         "same Poisson arrivals over the Open Inference Protocol from a separate load-generator process, and "
         "record every query's latency and answer kind. Writes results.json, results.md, cdf.png and, for a "
         "sweep, latency_vs_<key>.png.",
@@ -63,13 +64,26 @@ def load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import subprocess
+    import sys
+
     from parm.bench.latency import bench_latency
     from parm.bench.report import write_report
     from parm.serving.runtime.logs import configure_logging
+    from parm.testbed import sandbox
 
     configure_logging("text", "warning")
     scenario = load(args)
-    runs = bench_latency(scenario, progress=not args.no_progress)
+    if scenario.testbed is not None and not sandbox.inside():  # the testbed lives in a sandbox of its own
+        if (reason := sandbox.unavailable()) is not None:
+            raise ValueError(f"the scenario runs on the testbed, which cannot run here: {reason}")
+        return subprocess.run(sandbox.sandboxed(["-m", "parm", *sys.argv[1:]])).returncode
+    if scenario.testbed is not None:
+        from parm.testbed.latency import bench_on_testbed
+
+        runs = bench_on_testbed(scenario, progress=not args.no_progress)
+    else:
+        runs = bench_latency(scenario, progress=not args.no_progress)
     out = args.out or Path("runs/bench") / scenario.name
     paths = write_report(runs, out, title=f"parm bench latency: {scenario.name}",
                          sweep_key=scenario.sweep[0] if scenario.sweep else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -38,6 +39,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--noop", action="store_true", help="answer zeros without running the model (benchmarks)")
     parser.add_argument("--slow-ms", type=float, default=0.0,
                         help="add this many milliseconds to every batch (an emulated slow machine; default: 0)")
+    parser.add_argument("--emulation", type=Path, metavar="FILE.json",
+                        help="hold each answer to an emulated service time (a JSON `parm.workload.emulation.Emulation`,"
+                             " as the bench writes it) instead of the time the computation took")
+    parser.add_argument("--instance-id", type=int, default=0,
+                        help="which instance's seeded service-time stream --emulation draws (default: %(default)s)")
     parser.add_argument("--max-pending", type=int, default=256,
                         help="requests held at once; more wait, unread (default: %(default)s)")
     parser.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines (default: %(default)s)")
@@ -56,8 +62,14 @@ def run(args: argparse.Namespace) -> NoReturn:
     require(args.threads >= 1, f"--threads must be at least 1, got {args.threads}")
     require(args.slow_ms >= 0, f"--slow-ms must be 0 or more milliseconds, got {args.slow_ms}")
     require(args.max_pending >= 1, f"--max-pending must be at least 1, got {args.max_pending}")
+    emulation = None
+    if args.emulation is not None:
+        from parm.workload.emulation import Emulation
+
+        emulation = Emulation.from_dict(json.loads(args.emulation.read_text()))
     service = build_model_service(args.source, parse_pool(args.pool), noop=args.noop, delay_s=args.slow_ms / 1000,
-                                  threads=args.threads, name=args.name, max_pending=args.max_pending)
+                                  threads=args.threads, name=args.name, max_pending=args.max_pending,
+                                  emulation=emulation, instance_id=args.instance_id)
     with bind(args.host, args.port) as sock:
         if args.grpc_port is not None:
             bind(args.host, args.grpc_port).close()  # in use: one line now, not a failed start-up later

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"the testbed cannot run here: {reason}")
         return subprocess.run(sandbox.sandboxed(["-m", "parm", *sys.argv[1:]])).returncode
     from parm.testbed.check import CheckOptions, run_check
-    from parm.testbed.network import LinkSpec
+    from parm.workload.links import LinkSpec
 
     options = CheckOptions(hosts=args.hosts, link=LinkSpec(args.rate_mbit, args.qdisc, args.limit),
                            queries=args.queries)

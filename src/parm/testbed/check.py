@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,11 +24,12 @@ from parm.bench.placeholder import placeholder_run
 from parm.serving import ServeOptions, build_deployment
 from parm.serving.backends.remote import RemoteBackend, pool_sizes
 from parm.testbed import sandbox
-from parm.testbed.network import LinkSpec, Testbed
+from parm.testbed.latency import SHUFFLE_PORT, start_agent
+from parm.testbed.network import Testbed
+from parm.workload.links import LinkSpec
 from parm.workload.shuffle_traffic import RealShuffles
 from parm.workload.shuffles import ShuffleConfig
 
-SHUFFLE_PORT = 7000
 TRANSFER_MB = 16
 
 
@@ -48,7 +48,7 @@ def run_check(options: CheckOptions) -> dict:
     testbed.up()
     agents: list[subprocess.Popen] = []
     try:
-        agents = [_start_agent(testbed, host) for host in range(options.hosts)]
+        agents = [start_agent(testbed, host) for host in range(options.hosts)]
         transfer = _timed_push(testbed, 0, 1, TRANSFER_MB)
         serving = _serve_through(testbed, options)
     finally:
@@ -58,16 +58,6 @@ def run_check(options: CheckOptions) -> dict:
         testbed.down()
     return {"hosts": options.hosts, "link": vars(options.link), "transfer": transfer, "serving": serving,
             "left_after_down": testbed.leftovers()}
-
-
-def _start_agent(testbed: Testbed, host: int) -> subprocess.Popen:
-    """A shuffle endpoint on ``host``, waited for on its ``ready`` line."""
-    command = testbed.exec(host, [sys.executable, "-m", "parm.workload.shuffle_traffic", "--host",
-                                  testbed.address(host), "--port", str(SHUFFLE_PORT)])
-    agent = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    if not agent.stdout.readline().startswith("ready"):  # type: ignore[union-attr]
-        raise RuntimeError(f"the shuffle endpoint of host {host} did not start")
-    return agent
 
 
 def _timed_push(testbed: Testbed, source: int, target: int, megabytes: int) -> dict:

@@ -13,38 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from parm.testbed import sandbox
+from parm.workload.links import LinkSpec
 
 BRIDGE, SUBNET, FRONTEND_ADDRESS = "parm-br", "10.77.0", "10.77.0.1"
-QDISCS = ("pfifo", "bfifo", "tbf")  # what this kernel offers (no fq_codel, netem or sfq here)
-
-
-@dataclass(frozen=True)
-class LinkSpec:
-    """A host's link: ``rate_mbit`` each way and its queue: ``pfifo`` (``limit`` packets; the kernel's default
-    pfifo_fast queue is 1,000), ``bfifo`` (``limit`` bytes) under an htb shaper, or ``tbf`` (a queue of
-    ``limit`` ms at the rate)."""
-
-    rate_mbit: float = 1000.0
-    qdisc: str = "pfifo"
-    limit: int = 1000
-
-    def __post_init__(self) -> None:
-        if self.qdisc not in QDISCS:
-            raise ValueError(f"qdisc must be one of {', '.join(QDISCS)} (what this kernel offers), got {self.qdisc!r}")
-        if not self.rate_mbit > 0 or self.limit < 1:
-            raise ValueError(f"a link needs a rate above 0 and a queue limit of at least 1, got {self}")
-
-    def commands(self, device: str) -> list[list[str]]:
-        """The tc commands that shape ``device``'s egress to this link."""
-        rate = f"{self.rate_mbit:g}mbit"
-        if self.qdisc == "tbf":
-            return [["tc", "qdisc", "replace", "dev", device, "root", "tbf", "rate", rate, "burst", "128kb",
-                     "latency", f"{self.limit}ms"]]
-        return [["tc", "qdisc", "replace", "dev", device, "root", "handle", "1:", "htb", "default", "10"],
-                ["tc", "class", "replace", "dev", device, "parent", "1:", "classid", "1:10", "htb", "rate", rate,
-                 "ceil", rate],
-                ["tc", "qdisc", "replace", "dev", device, "parent", "1:10", "handle", "10:", self.qdisc, "limit",
-                 str(self.limit)]]
 
 
 @dataclass(frozen=True)
