@@ -19,6 +19,7 @@ from parm.serving.backends.local import LocalBackend
 from parm.serving.http.server import serve_in_background
 from parm.serving.runtime.deployment import Deployment
 from parm.serving.runtime.frontend import Frontend
+from parm.workload.faults import Fault
 
 STARTUP_TIMEOUT_S = 600.0
 
@@ -36,6 +37,11 @@ class Served:
         loop = self.frontend.loop
         loop.call_soon_threadsafe(lambda: loop.call_later(
             after_s, lambda: self.backend.kill(instance, restart=restart, restart_after=restart_after)))
+
+    def inject(self, fault: Fault, instance: int, after_s: float) -> None:
+        """``fault`` on ``instance`` ``after_s`` seconds from now, as the backend can: a kill, restarted after
+        ``restart_s`` unless fail-stop (a link-down too: on loopback there is no link to cut)."""
+        self.kill(instance, restart=fault.kind != "fail-stop", restart_after=fault.restart_s, after_s=after_s)
 
     def await_recoveries(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` instances in all have come back after a failure; False if not within ``timeout``."""

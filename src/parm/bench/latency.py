@@ -152,7 +152,7 @@ def _schedule_faults(served: Served, scenario: Scenario, instances: int) -> None
     one in a shared process (``instance_processes``) after the fault's ``restart_s``, as in the simulator.
     """
     for at, instance, fault in fault_times(scenario.faults, instances, scenario.duration_s, scenario.seed):
-        served.kill(instance, restart=fault.kind == "crash-restart", restart_after=fault.restart_s, after_s=at)
+        served.inject(fault, instance, after_s=at)
 
 
 def _load_process() -> ProcessPoolExecutor:

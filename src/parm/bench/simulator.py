@@ -88,7 +88,7 @@ class _Faults:
             return []
         self.failures += 1
         lost, self.running[instance] = self.running[instance], -1
-        if fault.kind == "crash-restart":
+        if fault.kind in ("crash-restart", "link-down"):  # no link here: unreachable for restart_s
             self.state[instance] = self.DOWN
             self._push(now + fault.restart_s, instance, None)
         else:

@@ -5,7 +5,8 @@ separate load-generator process, every mode in turn), with the cluster made of h
 on host i mod hosts, reached through the remote backend over that host's shaped link, and the scenario's
 shuffles are threads that move 128-256 MB between random pairs of hosts and back through their links. No
 slowdown factor: an instance is slow only because its link or its CPU is busy. Service times are emulated
-from the scenario's profile (each answer held to a drawn time) on top of the model's real compute.
+from the scenario's profile (each answer held to a drawn time) on top of the model's real compute. Faults are
+real too (`OnHosts`): a SIGKILLed server process, an unplugged link.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +30,8 @@ from parm.serving.backends.remote import RemoteBackend
 from parm.serving.runtime.deployment import Deployment
 from parm.testbed import sandbox
 from parm.testbed.network import Testbed
+from parm.workload.faults import Fault
+from parm.workload.links import TestbedPlan
 from parm.workload.shuffle_traffic import RealShuffles
 
 SHUFFLE_PORT = 7000
@@ -65,6 +70,37 @@ def shuffles_between_hosts(testbed: Testbed, scenario: Scenario) -> RealShuffles
                         host_of=testbed.address)
 
 
+@dataclass(frozen=True)
+class OnHosts(Served):
+    """A deployment served with its instances on the testbed's hosts, where faults happen for real: a crash
+    SIGKILLs the instance's server process (a crash-restart starts it again at once: it is back once it has
+    loaded its model), a link-down unplugs its host's link for ``restart_s``."""
+
+    servers: InstanceServers
+    testbed: Testbed
+    plan: TestbedPlan
+
+    def inject(self, fault: Fault, instance: int, after_s: float) -> None:
+        _timer(after_s, self._strike, fault, instance)
+
+    def _strike(self, fault: Fault, instance: int) -> None:
+        if fault.kind == "link-down":
+            host = self.plan.host_of(instance)
+            self.testbed.set_link(host, up=False)
+            _timer(fault.restart_s, self.testbed.set_link, host, True)
+            return
+        self.servers.kill(instance)
+        if fault.kind == "crash-restart":
+            self.servers.restart(instance)
+
+
+def _timer(after_s: float, action: Callable[..., None], *args: object) -> None:
+    """``action(*args)`` on a timer thread ``after_s`` from now: the fault comes from outside the frontend."""
+    timer = threading.Timer(after_s, action, args)
+    timer.daemon = True
+    timer.start()
+
+
 @contextlib.contextmanager
 def serve_on(testbed: Testbed, deployment: Deployment, scenario: Scenario, source: Path,
              noop: bool) -> Iterator[tuple[Served, contextlib.AbstractContextManager]]:
@@ -78,5 +114,6 @@ def serve_on(testbed: Testbed, deployment: Deployment, scenario: Scenario, sourc
                          ) as servers:
         endpoints = servers.endpoints(f"{card.dataset}-{card.model}", runs_base=isinstance(run, CoderRun))
         with serve_locally(deployment, backend=RemoteBackend(endpoints), max_pending=1 << 20) as served:
-            yield served, shuffles_between_hosts(testbed, scenario) if scenario.shuffles.count else \
+            on_hosts = OnHosts(served.address, served.frontend, served.backend, servers, testbed, plan)
+            yield on_hosts, shuffles_between_hosts(testbed, scenario) if scenario.shuffles.count else \
                 contextlib.nullcontext()

@@ -43,6 +43,10 @@ class Testbed:
         """``argv`` run on ``host`` (in its namespace)."""
         return ["ip", "netns", "exec", self.namespace(host), *argv]
 
+    def set_link(self, host: int, up: bool) -> None:
+        """Plug ``host``'s link in or out (at the bridge): out, its packets are dropped and its connections stall."""
+        _run(["ip", "link", "set", f"parm-v{host}", "up" if up else "down"])
+
     def up(self) -> None:
         if not sandbox.inside():
             raise RuntimeError("build the testbed inside its sandbox (parm.testbed.sandbox.sandboxed)")

@@ -1,4 +1,7 @@
-"""Instance failures: fail-stop or crash-restart, at a fixed time or at random.
+"""Instance failures: fail-stop, crash-restart or link-down, at a fixed time or at random.
+
+A link-down cuts the instance's host off the network for ``restart_s`` (on the testbed, its link goes down; on
+loopback and in the simulator, where there is no link, the instance is unreachable that long, as a crash-restart).
 
 `fault_times` turns a scenario's faults into (time, instance, fault) events, the same for the
 real bench (which crashes real instances then) and the simulator (which drops their virtual work).
@@ -12,7 +15,7 @@ import numpy as np
 
 from parm.workload.service_time import FAULT_STREAM, stream_rng
 
-FAULT_KINDS = ("fail-stop", "crash-restart")
+FAULT_KINDS = ("fail-stop", "crash-restart", "link-down")
 
 
 @dataclass(frozen=True)
