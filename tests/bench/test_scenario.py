@@ -160,3 +160,20 @@ def test_a_testbed_section_is_read_and_its_shuffles_must_be_real() -> None:
         scenario_from_dict({"testbed": {"hosts": 1}})
     with pytest.raises(ScenarioError, match="pfifo, bfifo, tbf"):
         scenario_from_dict({"testbed": {"hosts": 2, "link": {"qdisc": "fq_codel"}}})
+
+
+def test_the_papers_query_size_is_a_setting_and_a_sweep(tmp_path) -> None:
+    from parm.bench.latency import _source
+    from parm.bench.scenario import scenario_from_dict
+    from parm.runs import open_run
+
+    scenario = scenario_from_dict({"sweep": {"query_size": ["model", "paper"]}})
+    labels = [label for label, _ in scenario.variants()]
+    assert labels == ["query_size=model", "query_size=paper"]
+    source, noop = _source(scenario.variants()[1][1], tmp_path)
+    card = open_run(source).base.card()
+    assert noop and card.input_shape == (3, 224, 224) and card.num_classes == 1000
+    with pytest.raises(ScenarioError, match="query_size must be one of model, paper"):
+        scenario_from_dict({"query_size": "large"})
+    with pytest.raises(ScenarioError, match="query_size must be one of model, paper"):
+        scenario_from_dict({"sweep": {"query_size": ["huge"]}})

@@ -37,6 +37,7 @@ from parm.workload.shuffle_traffic import RealShuffles
 from parm.workload.shuffles import ShuffleSchedule
 
 MODEL_NAME = "bench"
+PAPER_SHAPE, PAPER_CLASSES = (3, 224, 224), 1000  # the paper's queries and outputs (its models return 1,000 values)
 SCHEDULE_SLACK_S = 900.0  # shuffles are drawn this far beyond the arrivals, to cover start-up and stragglers
 
 
@@ -124,7 +125,11 @@ def _background_load(scenario: Scenario, served: Served) -> contextlib.AbstractC
 
 
 def _source(scenario: Scenario, tmp: Path) -> tuple[Path, bool]:
-    """The run folder to serve (``model`` may name k and r as ``{k}``/``{r}``), or a placeholder with no-op instances."""
+    """The run folder to serve (``model`` may name k and r as ``{k}``/``{r}``), or a placeholder with no-op instances
+    (of the paper's query size with ``query_size: paper``)."""
+    if scenario.query_size == "paper":
+        return placeholder_run(tmp, scenario.k, scenario.r, model="lenet5", input_shape=PAPER_SHAPE,
+                               classes=PAPER_CLASSES), True
     if scenario.model is None:
         return placeholder_run(tmp, scenario.k, scenario.r), True
     path = Path(scenario.model.format(k=scenario.k, r=scenario.r))

@@ -24,7 +24,8 @@ from parm.workload.links import TestbedPlan
 from parm.workload.service_time import ServiceTime
 from parm.workload.shuffles import ShuffleConfig
 
-SWEEPABLE = ("rate", "k", "shuffles", "batch_size", "batching")
+SWEEPABLE = ("rate", "k", "shuffles", "batch_size", "batching", "query_size")
+QUERY_SIZES = ("model", "paper")  # the model's own queries, or the paper's: 3x224x224 in, 1,000 out (no-op instances)
 ANY_MODE = "*"
 # Groupings of top-level settings in the file (flattened on reading), with an example of each.
 SECTIONS = {"cluster": "{base_instances: 12, k: 2}", "workload": "{rate: 270, queries: 20000}"}
@@ -112,6 +113,7 @@ class Scenario:
     model: str | None = None
     sweep: tuple[str, tuple[Any, ...]] | None = None
     testbed: TestbedPlan | None = None  # run on hosts in network namespaces on shaped links (`parm.testbed`)
+    query_size: str = "model"
 
     def __post_init__(self) -> None:
         """Check every setting here, so that the file, the command-line overrides and a sweep's variants
@@ -131,6 +133,9 @@ class Scenario:
         for name, rule in RULES.items():
             if (problem := rule.problem(name, getattr(self, name))) is not None:
                 raise ScenarioError(problem)
+        if self.query_size not in QUERY_SIZES:
+            raise ScenarioError(f"query_size must be one of {', '.join(QUERY_SIZES)} (paper: 3x224x224 inputs as "
+                                f"binary tensors and 1,000 outputs, on no-op instances), got {self.query_size!r}")
         if self.batching not in BATCHING:
             raise ScenarioError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
         processes = self.instance_processes
@@ -269,11 +274,12 @@ def _check_sweep(key: str, values: tuple[Any, ...]) -> None:
         raise ScenarioError(f"sweep must name one of {SWEEPABLE}, not {key!r}: e.g. sweep: {{rate: [150, 270]}}")
     if not values:
         raise ScenarioError(f"sweep {key} needs at least one value: "
-                            f"e.g. sweep: {{{key}: [{', '.join(BATCHING) if key == 'batching' else SWEEP_RULES[key].example}]}}")
+                            f"e.g. sweep: {{{key}: [{', '.join(BATCHING) if key == 'batching' else ', '.join(QUERY_SIZES) if key == 'query_size' else SWEEP_RULES[key].example}]}}")
     for value in values:
-        if key == "batching":
-            if value not in BATCHING:
-                raise ScenarioError(f"bad sweep value: batching must be one of {', '.join(BATCHING)}, got {value!r}")
+        if key in ("batching", "query_size"):
+            allowed = BATCHING if key == "batching" else QUERY_SIZES
+            if value not in allowed:
+                raise ScenarioError(f"bad sweep value: {key} must be one of {', '.join(allowed)}, got {value!r}")
         elif (problem := SWEEP_RULES[key].problem(key, value)) is not None:
             raise ScenarioError(f"bad sweep value: {problem}")
 
