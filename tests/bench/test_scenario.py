@@ -177,3 +177,18 @@ def test_the_papers_query_size_is_a_setting_and_a_sweep(tmp_path) -> None:
         scenario_from_dict({"query_size": "large"})
     with pytest.raises(ScenarioError, match="query_size must be one of model, paper"):
         scenario_from_dict({"sweep": {"query_size": ["huge"]}})
+
+
+def test_a_link_sweep_varies_the_testbeds_links() -> None:
+    from parm.bench.scenario import scenario_from_dict
+
+    scenario = scenario_from_dict({"testbed": {"hosts": 4}, "shuffles": {"count": 2, "mode": "real"},
+                                   "sweep": {"link": [{"rate_mbit": 1000}, {"rate_mbit": 100, "qdisc": "tbf",
+                                                                            "limit": 50}]}})
+    (first, a), (second, b) = scenario.variants()
+    assert (first, second) == ("link=1000mbit-pfifo-1000", "link=100mbit-tbf-50")
+    assert b.testbed.link.qdisc == "tbf" and b.testbed.hosts == 4 and a.testbed.link.rate_mbit == 1000
+    with pytest.raises(ScenarioError, match="bad sweep value"):
+        scenario_from_dict({"testbed": {"hosts": 4}, "sweep": {"link": [{"qdisc": "sfq"}]}})
+    with pytest.raises(ScenarioError, match="needs a testbed"):
+        scenario_from_dict({"sweep": {"link": [{"rate_mbit": 100}]}}).variants()

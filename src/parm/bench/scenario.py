@@ -20,11 +20,11 @@ import yaml
 from parm.serving.core.coordinator import BATCHING, CoordinatorConfig
 from parm.serving.core.pools import MODES
 from parm.workload.faults import Fault
-from parm.workload.links import TestbedPlan
+from parm.workload.links import LinkSpec, TestbedPlan
 from parm.workload.service_time import ServiceTime
 from parm.workload.shuffles import ShuffleConfig
 
-SWEEPABLE = ("rate", "k", "shuffles", "batch_size", "batching", "query_size")
+SWEEPABLE = ("rate", "k", "shuffles", "batch_size", "batching", "query_size", "link")
 QUERY_SIZES = ("model", "paper")  # the model's own queries, or the paper's: 3x224x224 in, 1,000 out (no-op instances)
 ANY_MODE = "*"
 # Groupings of top-level settings in the file (flattened on reading), with an example of each.
@@ -187,9 +187,13 @@ class Scenario:
         if self.sweep is None:
             return [(self.name, self)]
         key, values = self.sweep
-        return [(f"{key}={value}", self.with_value(key, value)) for value in values]
+        return [(f"{key}={_label(value)}", self.with_value(key, value)) for value in values]
 
     def with_value(self, key: str, value: Any) -> Scenario:
+        if key == "link":
+            if self.testbed is None:
+                raise ScenarioError("a link sweep needs a testbed: section (the hosts whose links it varies)")
+            return replace(self, testbed=replace(self.testbed, link=_link(value)), sweep=None)
         if key == "shuffles":
             return replace(self, shuffles=replace(self.shuffles, count=int(value)), sweep=None)
         return replace(self, **{key: value}, sweep=None)
@@ -276,12 +280,32 @@ def _check_sweep(key: str, values: tuple[Any, ...]) -> None:
         raise ScenarioError(f"sweep {key} needs at least one value: "
                             f"e.g. sweep: {{{key}: [{', '.join(BATCHING) if key == 'batching' else ', '.join(QUERY_SIZES) if key == 'query_size' else SWEEP_RULES[key].example}]}}")
     for value in values:
-        if key in ("batching", "query_size"):
+        if key == "link":
+            _link(value)
+        elif key in ("batching", "query_size"):
             allowed = BATCHING if key == "batching" else QUERY_SIZES
             if value not in allowed:
                 raise ScenarioError(f"bad sweep value: {key} must be one of {', '.join(allowed)}, got {value!r}")
         elif (problem := SWEEP_RULES[key].problem(key, value)) is not None:
             raise ScenarioError(f"bad sweep value: {problem}")
+
+
+def _label(value: Any) -> str:
+    """A sweep value as a label: a link's fields joined (``1000mbit-pfifo-1000``), anything else as written."""
+    if isinstance(value, Mapping):
+        link = _link(value)
+        return f"{link.rate_mbit:g}mbit-{link.qdisc}-{link.limit}"
+    return str(value)
+
+
+def _link(value: Any) -> LinkSpec:
+    """One value of a link sweep: a mapping of `LinkSpec` fields."""
+    try:
+        return LinkSpec(**_mapping("sweep link", value, "[{rate_mbit: 1000, qdisc: pfifo, limit: 1000}]"))
+    except TypeError as err:
+        raise ScenarioError(f"bad sweep value: {err}") from None
+    except ValueError as err:
+        raise ScenarioError(f"bad sweep value: {err}") from None
 
 
 def _mapping(name: str, spec: Any, example: str) -> Mapping[str, Any]:

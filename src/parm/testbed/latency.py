@@ -106,6 +106,7 @@ def serve_on(testbed: Testbed, deployment: Deployment, scenario: Scenario, sourc
              noop: bool) -> Iterator[tuple[Served, contextlib.AbstractContextManager]]:
     """``deployment`` served here with its instances on the hosts (a `parm.bench.latency.Serving`)."""
     plan = scenario.testbed
+    testbed.shape(plan.link)  # this variant's links (a link sweep varies them)
     emulations = {spec.id: spec.emulation for spec in deployment.instances if spec.emulation is not None}
     run = open_run(source)
     card = run.base.card()

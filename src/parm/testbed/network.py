@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
+from functools import partial
 from dataclasses import dataclass
 
 from parm.testbed import sandbox
@@ -59,8 +60,16 @@ class Testbed:
                  ["ip", "link", "set", inner, "netns", ns], ["ip", "link", "set", outer, "master", BRIDGE, "up"],
                  self.exec(host, ["ip", "link", "set", "lo", "up"]),
                  self.exec(host, ["ip", "addr", "add", f"{self.address(host)}/24", "dev", inner]),
-                 self.exec(host, ["ip", "link", "set", inner, "up"]),
-                 *self.link.commands(outer), *(self.exec(host, c) for c in self.link.commands(inner)))
+                 self.exec(host, ["ip", "link", "set", inner, "up"]))
+        self.shape(self.link)
+
+    def shape(self, link: LinkSpec) -> None:
+        """Shape every host's link, both ends, to ``link`` (again: a sweep over links reshapes the same hosts)."""
+        for host in range(self.hosts):
+            for device, wrap in ((f"parm-v{host}", list), (f"parm-e{host}", partial(self.exec, host))):
+                # a root qdisc of another kind cannot be changed in place: remove it (none yet is fine)
+                subprocess.run(wrap(["tc", "qdisc", "del", "dev", device, "root"]), capture_output=True)
+                _run(*(wrap(command) for command in link.commands(device)))
 
     def down(self) -> None:
         for link in self.leftovers():  # a veth end goes with its peer; the kernel frees a namespace's own later

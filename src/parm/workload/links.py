@@ -31,12 +31,12 @@ class LinkSpec:
         """The tc commands that shape ``device``'s egress to this link."""
         rate = f"{self.rate_mbit:g}mbit"
         if self.qdisc == "tbf":
-            return [["tc", "qdisc", "replace", "dev", device, "root", "tbf", "rate", rate, "burst", "128kb",
+            return [["tc", "qdisc", "add", "dev", device, "root", "tbf", "rate", rate, "burst", "128kb",
                      "latency", f"{self.limit}ms"]]
-        return [["tc", "qdisc", "replace", "dev", device, "root", "handle", "1:", "htb", "default", "10"],
-                ["tc", "class", "replace", "dev", device, "parent", "1:", "classid", "1:10", "htb", "rate", rate,
+        return [["tc", "qdisc", "add", "dev", device, "root", "handle", "1:", "htb", "default", "10"],
+                ["tc", "class", "add", "dev", device, "parent", "1:", "classid", "1:10", "htb", "rate", rate,
                  "ceil", rate],
-                ["tc", "qdisc", "replace", "dev", device, "parent", "1:10", "handle", "10:", self.qdisc, "limit",
+                ["tc", "qdisc", "add", "dev", device, "parent", "1:10", "handle", "10:", self.qdisc, "limit",
                  str(self.limit)]]
 
 
