@@ -41,7 +41,8 @@ from frontend_throughput import (Load, computing_run, cpu_seconds, descendants, 
 from parm.export import export_run
 from parm.runs import open_run
 from parm.serving.backends.remote.cluster import Endpoint, dump_cluster
-from parm.serving.core.pools import BASE_POOL, model_name, parity_pool
+from parm.serving.core.pools import BASE_POOL, parity_pool
+from parm.serving.runtime.deployment import base_model_name, pool_model_name
 
 BENCHMARKS = Path(__file__).resolve().parent
 KSERVE = BENCHMARKS / "thirdparty" / "kserve_onnx.py"
@@ -88,9 +89,9 @@ class Process:
                 self.process.wait()
 
 
-def model_servers(run: Path, repo: Path, logs: Path, base: str) -> tuple[list[Process], list[Process]]:
+def model_servers(run: Path, repo: Path, logs: Path) -> tuple[list[Process], list[Process]]:
     """Three `parm instance` servers (REST + gRPC) and three KServe servers, for POOLS (both name their models as
-    `parm export` does, from ``base``)."""
+    `parm export` does)."""
     instances, kserves = [], []
     for i, pool in enumerate(POOLS):
         port, grpc = free_port(), free_port()
@@ -99,7 +100,7 @@ def model_servers(run: Path, repo: Path, logs: Path, base: str) -> tuple[list[Pr
         instances.append(Process(f"instance-{i}", command, port, logs / f"instance-{i}.log", " ready at http://",
                                  grpc_port=grpc))
         port = free_port()
-        command = [sys.executable, str(KSERVE), str(repo), "--port", str(port), "--models", model_name(base, pool)]
+        command = [sys.executable, str(KSERVE), str(repo), "--port", str(port), "--models", pool_model_name(open_run(run), pool)]
         kserves.append(Process(f"kserve-{i}", command, port, logs / f"kserve-{i}.log", "ready http://"))
     return instances, kserves
 
@@ -113,9 +114,9 @@ def frontend(name: str, run: Path, mode: str, logs: Path, cluster: Path | None) 
     return Process(name, command, port, logs / f"{name}.log", " ready at http://")
 
 
-def write_cluster(path: Path, servers: list[Process], base: str, grpc: bool = False) -> Path:
+def write_cluster(path: Path, servers: list[Process], run: Path, grpc: bool = False) -> Path:
     endpoints = [Endpoint(pool, f"grpc://127.0.0.1:{s.grpc_port}" if grpc else f"http://127.0.0.1:{s.port}",
-                          model_name(base, pool), timeout_s=2.0)
+                          pool_model_name(open_run(run), pool), timeout_s=2.0)
                  for pool, s in zip(POOLS, servers, strict=False)]
     path.write_text(dump_cluster(endpoints))
     return path
@@ -134,13 +135,12 @@ def build_rows(run: Path, tmp: Path, logs: Path) -> tuple[dict[str, Row], list[P
     """Every row by name; and the model servers, to start first."""
     repo = tmp / "repo"
     export_run(run, repo)
-    card = open_run(run).base.card()
-    base = f"{card.dataset}-{card.model}"  # the name `parm export`, `parm instance` and `parm serve` all give F
-    instances, kserves = model_servers(run, repo, logs, base)
+    base = base_model_name(open_run(run).base.card())  # the name `parm export`, `parm instance` and `parm serve` give F
+    instances, kserves = model_servers(run, repo, logs)
     clusters = {
-        "instance": lambda n: write_cluster(tmp / f"instance-{n}.yaml", instances[:n], base),
-        "instance-grpc": lambda n: write_cluster(tmp / f"grpc-{n}.yaml", instances[:n], base, grpc=True),
-        "kserve": lambda n: write_cluster(tmp / f"kserve-{n}.yaml", kserves[:n], base),
+        "instance": lambda n: write_cluster(tmp / f"instance-{n}.yaml", instances[:n], run),
+        "instance-grpc": lambda n: write_cluster(tmp / f"grpc-{n}.yaml", instances[:n], run, grpc=True),
+        "kserve": lambda n: write_cluster(tmp / f"kserve-{n}.yaml", kserves[:n], run),
     }
     rows = {"kserve-alone": Row(kserves[0], base), "instance-alone": Row(instances[0], base)}
     for mode, n in (("none", 1), ("parm", 3)):

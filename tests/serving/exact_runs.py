@@ -8,13 +8,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
+import tritonclient.http as triton
 
 from parm.codes import build_code
 from parm.models import ModelCard, build_model, save_checkpoint
 from parm.runs import BaseRun, ParityRun
 
 INPUT_SHAPE, CLASSES = (1, 4, 4), 3
+MODEL = "toy-logistic-regression"  # the name its base model is served under
+
+
+def infer(client: triton.InferenceServerClient, x: np.ndarray) -> tuple[np.ndarray, str]:
+    """One request to a served affine run: its logits and how it was answered."""
+    tensor = triton.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    result = client.infer(MODEL, [tensor])
+    return result.as_numpy("logits"), result.get_response()["parameters"]["answer"]
 
 
 def affine_run(root: Path, k: int = 2, r: int = 1) -> tuple[Path, torch.nn.Module]:

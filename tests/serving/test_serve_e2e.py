@@ -22,10 +22,9 @@ from parm.serving.backends.local import LocalBackend
 from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED, CoordinatorConfig
 
 from .crash_load import load_with_crash
-from .exact_runs import INPUT_SHAPE, affine_run
+from .exact_runs import INPUT_SHAPE, MODEL, affine_run, infer
 
 pytestmark = pytest.mark.slow
-MODEL = "toy-logistic-regression"
 
 
 @contextlib.contextmanager
@@ -34,13 +33,6 @@ def serving(source: Path, options: ServeOptions, processes: int | None = None,
     """A real server with local instance processes (one per instance, or ``processes``) on an ephemeral loopback port."""
     with serve_locally(build_deployment(source, options), processes=processes, **server) as served:
         yield served.address, served.backend, served.frontend
-
-
-def infer(client: triton.InferenceServerClient, x: np.ndarray) -> tuple[np.ndarray, str]:
-    tensor = triton.InferInput("input", list(x.shape), "FP32")
-    tensor.set_data_from_numpy(x)
-    result = client.infer(MODEL, [tensor])
-    return result.as_numpy("logits"), result.get_response()["parameters"]["answer"]
 
 
 def expected(base: torch.nn.Module, x: np.ndarray) -> np.ndarray:

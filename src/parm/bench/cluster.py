@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parm.serving.backends.remote.cluster import Endpoint
-from parm.serving.core.pools import Pool, model_name
+from parm.runs import open_run
+from parm.serving.core.pools import Pool
 from parm.serving.http.server import listen
+from parm.serving.runtime.deployment import pool_model_name
 from parm.workload.emulation import Emulation
 
 READY_MARK = " ready at http://"
@@ -81,12 +83,12 @@ class InstanceServers:
         if self._logs is not None:
             self._logs.cleanup()
 
-    def endpoints(self, base_name: str, *, runs_base: bool = False, timeout_s: float = 1.0) -> list[Endpoint]:
-        """The servers as the remote backend's endpoints, in instance order (``runs_base``: parity pools serve F,
-        as for a learned code)."""
+    def endpoints(self, timeout_s: float = 1.0) -> list[Endpoint]:
+        """The servers as the remote backend's endpoints, in instance order, each naming its model as its server
+        does."""
+        run = open_run(self.source)
         return [Endpoint(pool=s.pool, timeout_s=timeout_s, url=f"grpc://{s.address}:{s.grpc_port}" if s.grpc_port
-                         else f"http://{s.address}:{s.port}",
-                         model=base_name if runs_base else model_name(base_name, s.pool))
+                         else f"http://{s.address}:{s.port}", model=pool_model_name(run, s.pool))
                 for _, s in sorted(self._servers.items())]
 
     def kill(self, instance: int) -> None:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from parm.bench.cluster import InstanceServers
 from parm.bench.harness import serve_locally
-from parm.runs import CoderRun, open_run
+from parm.runs import open_run
 from parm.serving.backends import build_backend
 from parm.serving.backends.remote.cluster import Endpoint, pool_sizes
 from parm.serving.core.coordinator import ANSWER_KINDS
@@ -102,7 +102,7 @@ def replay(
         servers = None
         if backend == "remote" and endpoints is None:
             servers = stack.enter_context(InstanceServers(source, deployment.pools, noop=options.noop))
-            endpoints = servers.endpoints(deployment.model.name, runs_base=isinstance(open_run(source), CoderRun))
+            endpoints = servers.endpoints()
         remote = build_backend("remote", endpoints=endpoints) if backend == "remote" else None
         served = stack.enter_context(serve_locally(deployment, backend=remote))
         pool = stack.enter_context(ThreadPoolExecutor(concurrency))

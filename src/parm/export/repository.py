@@ -2,7 +2,7 @@
 
 Triton (and any server that reads its layout) loads ``DIR/<model>/1/<file>`` with ``DIR/<model>/config.pbtxt``;
 parm's remote backend then finds each pool's model through ``DIR/cluster.yaml``. Models are named as every parm
-server names them (`parm.serving.core.pools.model_name`), so one cluster file fits parm's servers and Triton alike.
+server names them (`parm.serving.runtime.deployment.pool_model_name`), so one cluster file fits parm's servers and Triton alike.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from parm.export.formats import ExportError, Format, get_format, write_checked
 from parm.models import load_card, load_checkpoint
 from parm.runs import CodedRun, Run, open_run
 from parm.serving.backends.remote.cluster import Endpoint, dump_cluster
-from parm.serving.core.pools import BASE_POOL, Pool, model_name, parity_pool
+from parm.serving.core.pools import BASE_POOL, Pool, parity_pool
+from parm.serving.runtime.deployment import checkpoint_of, pool_model_name
 
 CONFIG_NAME = "config.pbtxt"
 CLUSTER_NAME = "cluster.yaml"
@@ -44,21 +45,17 @@ class ExportedModel:
 def pool_checkpoints(run: Run) -> dict[Pool, Path]:
     """The checkpoint each pool's instances run: F for the base pool, the run's parity checkpoint for parity j
     (F itself for a learned code)."""
-    pools = {BASE_POOL: run.base.weights}
-    if isinstance(run, CodedRun):
-        pools |= {parity_pool(j): run.parity_checkpoint(j) for j in range(run.r)}
-    return pools
+    pools = [BASE_POOL, *(parity_pool(j) for j in range(run.r))] if isinstance(run, CodedRun) else [BASE_POOL]
+    return {pool: checkpoint_of(pool, run) for pool in pools}
 
 
 def plan_models(run: Run) -> dict[str, tuple[Path, tuple[Pool, ...]]]:
     """Model name -> (checkpoint, pools running it): a checkpoint several pools share is exported once, under
     the name of the first pool that runs it."""
-    card = run.base.card()
-    base_name = f"{card.dataset}-{card.model}"
     by_checkpoint: dict[Path, list[Pool]] = {}
     for pool, checkpoint in pool_checkpoints(run).items():
         by_checkpoint.setdefault(checkpoint.resolve(), []).append(pool)
-    return {model_name(base_name, pools[0]): (checkpoint, tuple(pools)) for checkpoint, pools in by_checkpoint.items()}
+    return {pool_model_name(run, pools[0]): (checkpoint, tuple(pools)) for checkpoint, pools in by_checkpoint.items()}
 
 
 def config_pbtxt(name: str, fmt: Format, input_dims: tuple[int, ...], output_dims: tuple[int, ...],

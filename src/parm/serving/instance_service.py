@@ -18,11 +18,11 @@ from prometheus_client import CollectorRegistry, Counter
 
 from parm.runs import CodedRun, open_run
 from parm.serving.core.coordinator import ORIGINAL
-from parm.serving.core.pools import Pool, model_name
+from parm.serving.core.pools import Pool
 from parm.serving.http.model import ModelInfo, Prediction, TensorSpec, Unavailable
 from parm.serving.instance import InstanceSpec, ModelInstance
 from parm.serving.runtime.admission import Admission
-from parm.serving.runtime.deployment import INPUT_NAME, OUTPUT_NAME, checkpoint_of
+from parm.serving.runtime.deployment import INPUT_NAME, OUTPUT_NAME, checkpoint_of, pool_model_name
 from parm.serving.runtime.metrics import LATENCY_BUCKETS
 from parm.serving.prometheus import DeferredHistogram
 from parm.workload.emulation import Emulation
@@ -79,10 +79,8 @@ def build_model_service(source: str | Path, pool: Pool, *, noop: bool = False, d
         raise ValueError(f"{source} has no pool {pool}: it has {have}")
     card = run.base.card()
     checkpoint = checkpoint_of(pool, run)
-    runs_base = checkpoint == run.base.weights  # a learned code's parity instances run F itself
-    base_name = f"{card.dataset}-{card.model}"
     model = ModelInfo(
-        name=name or (base_name if runs_base else model_name(base_name, pool)),
+        name=name or pool_model_name(run, pool),
         inputs=(TensorSpec(INPUT_NAME, "FP32", (-1, *card.input_shape)),),
         outputs=(TensorSpec(OUTPUT_NAME, "FP32", (-1, card.num_classes)),),
         platform="parm-instance",

@@ -18,16 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import tritonclient.http as triton
 
-from parm.bench.cluster import InstanceServers
-from parm.bench.harness import serve_locally
 from parm.bench.placeholder import placeholder_run
+from parm.bench.scenario import Scenario
 from parm.serving import ServeOptions, build_deployment
-from parm.serving.backends.remote import RemoteBackend, pool_sizes
 from parm.testbed import sandbox
-from parm.testbed.latency import SHUFFLE_PORT, start_agent
+from parm.testbed.latency import SHUFFLE_PORT, serve_on, start_agent
 from parm.testbed.network import Testbed
-from parm.workload.links import LinkSpec
-from parm.workload.shuffle_traffic import RealShuffles
+from parm.workload.links import LinkSpec, TestbedPlan
 from parm.workload.shuffles import ShuffleConfig
 
 TRANSFER_MB = 16
@@ -73,26 +70,19 @@ def _timed_push(testbed: Testbed, source: int, target: int, megabytes: int) -> d
 
 def _serve_through(testbed: Testbed, options: CheckOptions) -> dict:
     """A coded frontend here, one no-op `parm instance` per host, queries from 8 clients while shuffles run."""
+    scenario = Scenario(base_instances=2, testbed=TestbedPlan(options.hosts, options.link),
+                        shuffles=ShuffleConfig(count=options.shuffles, min_mb=128, max_mb=256, mode="real"))
     with tempfile.TemporaryDirectory(prefix="parm-testbed-check-") as tmp:
         run = placeholder_run(tmp)
-        deployment = build_deployment(run, ServeOptions(instances=2, noop=True))
-        placement = {i: host % options.hosts for host, i in enumerate(sorted(
-            i for ids in deployment.pools.values() for i in ids))}
-        with InstanceServers(run, deployment.pools, noop=True, placement=lambda i: (
-                testbed.exec(placement[i], []), testbed.address(placement[i]))) as servers:
-            endpoints = servers.endpoints(deployment.model.name)
-            deployment = build_deployment(run, ServeOptions(instances=2, noop=True,
-                                                            pool_sizes=pool_sizes(endpoints)))
-            hosts = list(range(options.hosts))
-            shuffles = RealShuffles(ShuffleConfig(count=options.shuffles, min_mb=128, max_mb=256, mode="real"),
-                                    hosts, lambda _: SHUFFLE_PORT, host_of=testbed.address)
-            with serve_locally(deployment, backend=RemoteBackend(endpoints)) as served, shuffles:
-                kinds, seconds = _send(served.address, deployment.model.name, options.queries)
-            moved = shuffles.moved_mb
+        deployment = build_deployment(run, ServeOptions(instances=scenario.base_instances, noop=True))
+        with serve_on(testbed, deployment, scenario, run, True) as (served, shuffles), shuffles:
+            kinds, seconds = _send(served.address, deployment.model.name, options.queries)
+            endpoints = [e.url for e in served.backend.endpoints]
+        moved = shuffles.moved_mb
     counts = {kind: kinds.count(kind) for kind in sorted(set(kinds))}
     return {"queries": options.queries, "answered": len(kinds), "answers": counts,
             "p50_ms": float(np.percentile(seconds, 50) * 1e3), "p99_ms": float(np.percentile(seconds, 99) * 1e3),
-            "shuffled_mb": moved, "endpoints": [e.url for e in endpoints]}
+            "shuffled_mb": moved, "endpoints": endpoints}
 
 
 def _send(address: str, model: str, queries: int) -> tuple[list[str], list[float]]:

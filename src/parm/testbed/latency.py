@@ -25,7 +25,6 @@ from parm.bench.harness import Served, serve_locally
 from parm.bench.latency import bench_latency
 from parm.bench.report import LatencyRun
 from parm.bench.scenario import Scenario
-from parm.runs import CoderRun, open_run
 from parm.serving.backends.remote import RemoteBackend
 from parm.serving.runtime.deployment import Deployment
 from parm.testbed import sandbox
@@ -108,12 +107,10 @@ def serve_on(testbed: Testbed, deployment: Deployment, scenario: Scenario, sourc
     plan = scenario.testbed
     testbed.shape(plan.link)  # this variant's links (a link sweep varies them)
     emulations = {spec.id: spec.emulation for spec in deployment.instances if spec.emulation is not None}
-    run = open_run(source)
-    card = run.base.card()
     with InstanceServers(source, deployment.pools, noop=noop, emulations=emulations,
                          placement=lambda i: (testbed.exec(plan.host_of(i), []), testbed.address(plan.host_of(i)))
                          ) as servers:
-        endpoints = servers.endpoints(f"{card.dataset}-{card.model}", runs_base=isinstance(run, CoderRun))
+        endpoints = servers.endpoints()
         with serve_locally(deployment, backend=RemoteBackend(endpoints), max_pending=1 << 20) as served:
             on_hosts = OnHosts(served.address, served.frontend, served.backend, servers, testbed, plan)
             yield on_hosts, shuffles_between_hosts(testbed, scenario) if scenario.shuffles.count else \

@@ -16,14 +16,14 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import ray
 
-from parm.serving.backends.base import Backend, BackendEvents
+from parm.serving.backends.base import BackendEvents, SupervisingBackend
 from parm.serving.instance import InstanceSpec, ModelInstance
 
 log = logging.getLogger(__name__)
@@ -64,28 +64,25 @@ class _Slot:
     running: dict[int, asyncio.Task[None]] = field(default_factory=dict)
 
 
-class RayBackend(Backend):
+class RayBackend(SupervisingBackend):
     """Instances as Ray actors; a dead actor is reported with the batches it held, then replaced."""
 
     name = "ray"
 
     def __init__(self, address: str | None = None, *, num_cpus_per_instance: float = 1.0,
                  namespace: str = "parm") -> None:
+        super().__init__()
         self.address = address
         self.num_cpus_per_instance = num_cpus_per_instance
         self.namespace = namespace
         self._slots: dict[int, _Slot] = {}
-        self._tasks: set[asyncio.Task[None]] = set()  # watchers and restarts
-        self._events: BackendEvents | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._owns_ray = False
-        self._stopped = False
 
     async def start(self, instances: Sequence[InstanceSpec], events: BackendEvents) -> None:
         ids = [spec.id for spec in instances]
         if len(set(ids)) != len(ids):
             raise ValueError(f"instance ids must be unique, got {ids}")
-        self._loop, self._events, self._stopped = asyncio.get_running_loop(), events, False
+        self._begin(events)
         self._init_ray(len(instances))
         self._slots = {spec.id: _Slot(spec) for spec in instances}
         actors = {spec.id: self._create_actor(spec) for spec in instances}
@@ -107,8 +104,7 @@ class RayBackend(Backend):
         if batch_id in slot.running:
             raise ValueError(f"batch {batch_id} is already running on instance {instance}")
         if slot.actor is None:
-            # Called back later, not from inside submit, so the frontend has finished its own bookkeeping.
-            self._later(self._report_lost, instance, [batch_id], f"instance {instance} is restarting")
+            self._lost_later(instance, batch_id, f"instance {instance} is restarting")
             return
         ref = slot.actor.run.remote(inputs)
         slot.running[batch_id] = self._loop_().create_task(self._finish(slot, slot.generation, batch_id, ref))
@@ -214,28 +210,6 @@ class RayBackend(Backend):
             self._events_().on_ready(slot.spec.id)
             return
         log.error("instance %d stays down: every restart failed; its batches will be reported lost", slot.spec.id)
-
-    def _report_lost(self, instance: int, batch_ids: list[int], reason: str) -> None:
-        if not self._stopped:
-            self._events_().on_failure(instance, batch_ids, reason)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = self._loop_().create_task(coro)
-        self._tasks.add(task)  # the loop keeps only weak references to tasks
-        task.add_done_callback(self._tasks.discard)
-
-    def _later(self, callback: Any, *args: Any) -> None:
-        self._loop_().call_soon(callback, *args)
-
-    def _loop_(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            raise RuntimeError("RayBackend is not started")
-        return self._loop
-
-    def _events_(self) -> BackendEvents:
-        if self._events is None:
-            raise RuntimeError("RayBackend is not started")
-        return self._events
 
 
 def _kill_all(actors: Iterable[Any]) -> None:

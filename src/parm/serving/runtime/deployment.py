@@ -18,7 +18,7 @@ from parm.data.dataset import Preprocess
 from parm.models import ModelCard
 from parm.runs import BaseRun, CodedRun, open_run
 from parm.serving.core.coordinator import CoordinatorConfig
-from parm.serving.core.pools import Pool, plan_pools, pools_of_sizes
+from parm.serving.core.pools import BASE_POOL, Pool, model_name, plan_pools, pools_of_sizes
 from parm.serving.http.model import ModelInfo, TensorSpec
 from parm.serving.instance import InstanceSpec
 
@@ -89,7 +89,7 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
     default_output = np.full(card.num_classes, -10.0, dtype=np.float32)
     default_output[options.default_class] = 10.0
     model = ModelInfo(
-        name=options.name or f"{card.dataset}-{card.model}",
+        name=options.name or base_model_name(card),
         inputs=(TensorSpec(INPUT_NAME, "FP32", (-1, *card.input_shape), bounds=input_bounds(card),
                            clip=options.out_of_range == "clip"),),
         outputs=(TensorSpec(OUTPUT_NAME, "FP32", (-1, card.num_classes)),),
@@ -98,6 +98,18 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
     )
     return Deployment(model, specs, pools, config, code if options.mode == "parm" else None, default_output,
                       options.mode)
+
+
+def base_model_name(card: ModelCard) -> str:
+    """The name F is served and exported under: ``DATASET-MODEL``."""
+    return f"{card.dataset}-{card.model}"
+
+
+def pool_model_name(run: BaseRun | CodedRun, pool: Pool) -> str:
+    """The name ``pool``'s model is served under on a model server (`parm instance`, `parm export`): F's name for
+    the base pool and for pools that run F itself (a learned code's parity pools), ``BASE-parity-J`` otherwise."""
+    runs_base = pool.parity is None or checkpoint_of(pool, run) == run.base.weights
+    return model_name(base_model_name(run.base.card()), BASE_POOL if runs_base else pool)
 
 
 def input_bounds(card: ModelCard) -> tuple[float, float]:

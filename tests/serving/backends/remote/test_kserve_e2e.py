@@ -25,17 +25,9 @@ from parm.serving.core.pools import BASE_POOL, parity_pool
 from thirdparty import kserve, needs_kserve, start_kserve, wait_for_ready
 
 from ...crash_load import load_with_crash
-from ...exact_runs import INPUT_SHAPE, affine_run
+from ...exact_runs import INPUT_SHAPE, MODEL, affine_run, infer
 
 pytestmark = [pytest.mark.slow, needs_kserve]
-MODEL = "toy-logistic-regression"
-
-
-def infer(client: triton.InferenceServerClient, x: np.ndarray) -> tuple[np.ndarray, str]:
-    tensor = triton.InferInput("input", list(x.shape), "FP32")
-    tensor.set_data_from_numpy(x)
-    result = client.infer(MODEL, [tensor])
-    return result.as_numpy("logits"), result.get_response()["parameters"]["answer"]
 
 
 def test_kserve_instances_behind_parm_lose_no_query_when_one_is_killed(tmp_path: Path) -> None:

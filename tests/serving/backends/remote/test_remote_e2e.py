@@ -17,17 +17,9 @@ from parm.serving.backends.remote import RemoteBackend
 from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED, CoordinatorConfig
 
 from ...crash_load import load_with_crash
-from ...exact_runs import INPUT_SHAPE, affine_run
+from ...exact_runs import INPUT_SHAPE, MODEL, affine_run, infer
 
 pytestmark = pytest.mark.slow
-MODEL = "toy-logistic-regression"
-
-
-def infer(client: triton.InferenceServerClient, x: np.ndarray) -> tuple[np.ndarray, str]:
-    tensor = triton.InferInput("input", list(x.shape), "FP32")
-    tensor.set_data_from_numpy(x)
-    result = client.infer(MODEL, [tensor])
-    return result.as_numpy("logits"), result.get_response()["parameters"]["answer"]
 
 
 @pytest.mark.parametrize("grpc", [False, True], ids=["rest", "grpc"])
@@ -36,7 +28,7 @@ def test_a_crashed_model_server_loses_no_query_and_its_return_is_seen(tmp_path: 
     deployment = build_deployment(run, ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.002)))
     queries = np.random.default_rng(1).random(size=(300, 1, *INPUT_SHAPE)).astype(np.float32)
     with InstanceServers(run, deployment.pools, grpc=grpc) as servers:
-        endpoints = servers.endpoints(deployment.model.name)
+        endpoints = servers.endpoints()
         assert [e.model for e in endpoints] == [MODEL, MODEL, f"{MODEL}-parity-0"]
         with serve_locally(deployment, backend=RemoteBackend(endpoints)) as served:
             def crash() -> None:

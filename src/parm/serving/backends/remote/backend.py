@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from parm.serving.backends.base import Backend, BackendEvents
+from parm.serving.backends.base import BackendEvents, SupervisingBackend
 from parm.serving.backends.remote.client import InstanceClient, connect
 from parm.serving.backends.remote.cluster import Endpoint
 from parm.serving.instance import InstanceSpec
@@ -59,7 +59,7 @@ class _Instance:
     probes: int = 0
 
 
-class RemoteBackend(Backend):
+class RemoteBackend(SupervisingBackend):
     """Instances as model servers at URLs; a failed call fails its instance until a probe finds it ready."""
 
     name = "remote"
@@ -67,12 +67,9 @@ class RemoteBackend(Backend):
     def __init__(self, endpoints: Sequence[Endpoint], *, backoff: Backoff = Backoff(),
                  client: Callable[[Endpoint], InstanceClient] = connect) -> None:
         """``endpoints[i]`` serves instance i (ids run base pool first, as `plan_pools` numbers them)."""
+        super().__init__()
         self.endpoints, self.backoff, self._client = list(endpoints), backoff, client
         self._instances: dict[int, _Instance] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._events: BackendEvents | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped = False
         self.call_seconds = DeferredHistogram("parm_remote_call_seconds", "Time of one call to a model server, "
                                               "sent to answered, per pool and outcome.", ["pool", "outcome"],
                                               CALL_BUCKETS)
@@ -86,14 +83,14 @@ class RemoteBackend(Backend):
             if endpoint.pool != spec.pool:
                 raise ValueError(f"instance {spec.id} ({endpoint.url}) is in pool {endpoint.pool}, the deployment "
                                  f"expects {spec.pool}")
-        self._loop, self._events, self._stopped = asyncio.get_running_loop(), events, False
+        self._begin(events)
         self._instances = {spec.id: _Instance(spec, self._client(self.endpoints[spec.id])) for spec in instances}
         await self._await_ready()
 
     def submit(self, instance: int, batch_id: int, inputs: np.ndarray) -> None:
         state = self._instances[instance]
-        if not state.up:  # called back later, not from inside submit: the frontend finishes its bookkeeping first
-            self._loop_().call_soon(self._report_lost, instance, [batch_id], f"instance {instance} is down")
+        if not state.up:
+            self._lost_later(instance, batch_id, f"instance {instance} is down")
             return
         state.running[batch_id] = self._loop_().create_task(self._call(state, state.generation, batch_id, inputs))
 
@@ -186,25 +183,6 @@ class RemoteBackend(Backend):
         raise RuntimeError(f"{len(waiting)} model server(s) not ready after {self.backoff.start_timeout:.0f} s: "
                            f"{names}. Start them (e.g. `parm instance RUN --pool POOL --port PORT`) or fix the "
                            "cluster file's url and model")
-
-    def _report_lost(self, instance: int, batch_ids: list[int], reason: str) -> None:
-        if not self._stopped:
-            self._events_().on_failure(instance, batch_ids, reason)
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = self._loop_().create_task(coro)
-        self._tasks.add(task)  # the loop keeps only weak references to tasks
-        task.add_done_callback(self._tasks.discard)
-
-    def _loop_(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            raise RuntimeError("RemoteBackend is not started")
-        return self._loop
-
-    def _events_(self) -> BackendEvents:
-        if self._events is None:
-            raise RuntimeError("RemoteBackend is not started")
-        return self._events
 
 
 class _RemoteCollector:
