@@ -25,3 +25,24 @@ def test_a_crash_and_an_unplugged_link_on_the_testbed_lose_no_query(tmp_path: Pa
     assert run["failed_requests"] == 0 and run["instances"] == 3
     assert "instance 0 failed" in done.stderr and "Connect" in done.stderr  # its process was SIGKILLed
     assert "instance 1 failed" in done.stderr and "did not answer within" in done.stderr  # its link was cut
+
+
+def test_a_fit_on_the_testbed_learns_laws_that_a_simulation_of_it_draws_from(tmp_path: Path) -> None:
+    smoke = SCENARIO.with_name("testbed-smoke.yaml")
+    profile = tmp_path / "profile.json"
+    done = subprocess.run([sys.executable, "-m", "parm", "testbed", "fit", str(smoke), "--queries", "300",
+                           "--out", str(profile), "--report", str(tmp_path / "fit"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    fitted = json.loads(profile.read_text())
+    assert set(fitted["modes"]) == {"parm", "equal-resources"} and fitted["hosts"] == 3
+    assert fitted["shuffle_mb_s"] > 0 and (tmp_path / "fit" / "trace.npz").exists()
+    for entry in fitted["modes"].values():
+        calls = entry["call_delay"]["idle"]["n"] + entry["call_delay"]["busy"]["n"]
+        assert calls >= 300 and entry["call_delay"]["idle"]["quantiles_ms"]["0.5"] > 0  # a real call costs more than 2 ms
+    simulated = subprocess.run([sys.executable, "-m", "parm", "simulate", str(smoke), "--fit", str(profile),
+                                "--out", str(tmp_path / "sim"), "--no-progress"], capture_output=True, text=True,
+                               timeout=120)
+    assert simulated.returncode == 0, simulated.stderr[-3000:]
+    rows = json.loads((tmp_path / "sim" / "results.json").read_text())["rows"]
+    assert {row["mode"] for row in rows} == {"parm", "equal-resources"} and all("at_frontend" in row for row in rows)

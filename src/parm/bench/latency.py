@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from parm.bench.fit import RunTrace
 from parm.bench.harness import Served, serve_locally
 from parm.bench.loadgen import infer_request, open_loop
 from parm.bench.placeholder import placeholder_run
@@ -90,15 +91,25 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
             samples = load.result()
     samples.sort()  # by send time: the warm-up is the first queries sent
     measured = samples[scenario.warmup:]
-    _, latencies, statuses, answers, at_frontend = (np.array(column) for column in zip(*measured, strict=True))
-    at_frontend = at_frontend[~np.isnan(at_frontend)]  # failed requests report none
+    _, latencies, statuses, answers, frontend = (np.array(column) for column in zip(*measured, strict=True))
+    at_frontend = frontend[~np.isnan(frontend)]  # failed requests report none
     return LatencyRun(
-        mode=mode, label=label, latencies=latencies, answers=answers,
+        mode=mode, label=label, latencies=latencies, answers=answers, trace=_trace(served, shuffles, latencies, frontend),
         metadata={"system": "real", "instances": len(deployment.instances),
                   "failed_requests": int((statuses != 200).sum()), "wall_s": time.perf_counter() - started,
                   "shuffled_mb": getattr(shuffles, "moved_mb", 0.0),
                   **({AT_FRONTEND: percentiles(at_frontend)} if at_frontend.size else {})},
     )
+
+
+def _trace(served: Served, shuffles: object, latencies: np.ndarray, frontend: np.ndarray) -> RunTrace | None:
+    """The run's calls and transfers, when its backend recorded them (the testbed's does: `parm.bench.fit`)."""
+    calls = getattr(served.backend, "call_log", None)
+    if calls is None:
+        return None
+    transfers = getattr(shuffles, "transfers", [])
+    return RunTrace(latencies, frontend, np.array(calls, dtype=np.float64).reshape(-1, 3),
+                    np.array(transfers, dtype=np.float64).reshape(-1, 5))
 
 
 def emulated(deployment: Deployment, scenario: Scenario) -> Deployment:

@@ -42,6 +42,7 @@ class LatencyRun:
     latencies: np.ndarray
     answers: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
+    trace: Any = field(default=None, compare=False, repr=False)  # a real run's `parm.bench.fit.RunTrace`, not reported
 
     def __post_init__(self) -> None:
         latencies = np.asarray(self.latencies, dtype=np.float64)

@@ -19,6 +19,7 @@ import yaml
 
 from parm.serving.core.coordinator import BATCHING, CoordinatorConfig
 from parm.serving.core.pools import MODES
+from parm.workload.emulation import CallDelay
 from parm.workload.faults import Fault
 from parm.workload.links import LinkSpec, TestbedPlan
 from parm.workload.service_time import ServiceTime
@@ -114,6 +115,10 @@ class Scenario:
     sweep: tuple[str, tuple[Any, ...]] | None = None
     testbed: TestbedPlan | None = None  # run on hosts in network namespaces on shaped links (`parm.testbed`)
     query_size: str = "model"
+    # Simulation only, set by `parm.bench.fit.fitted_scenario`: the hosts the shuffles pick from (instance i on host
+    # i mod hosts; default one per instance) and, per mode, the delay a real cluster adds to each call.
+    hosts: int | None = None
+    call_delay: dict[str, CallDelay] | None = None
 
     def __post_init__(self) -> None:
         """Check every setting here, so that the file, the command-line overrides and a sweep's variants

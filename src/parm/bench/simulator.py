@@ -3,7 +3,8 @@
 The paper's questions (tail latency under load, background shuffles, failures, thousands of instances) need
 runs longer and larger than emulation allows. Here only the instances are modelled: a call that starts on
 instance i at time t takes a service time drawn from the scenario's law times the shuffle slowdown
-``ShuffleSchedule.factor(i, t)``; grouping, encoding, dispatch, decoding, hedging and deadlines are the
+``ShuffleSchedule.factor(i, t)``, plus, for a model fitted on a testbed (`parm.bench.fit`), a delay drawn from
+the call's law while a shuffle touches its host or while none does; grouping, encoding, dispatch, decoding, hedging and deadlines are the
 coordinator's own code on a virtual clock, with payloads None (no tensors), so the policies simulated are
 the policies served.
 """
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from parm.bench.report import KIND_CODES, LatencyRun
+from parm.bench.report import AT_FRONTEND, KIND_CODES, LatencyRun, percentiles
 from parm.bench.scenario import Scenario
 from parm.serving.core.coordinator import Coordinator, Dispatch
 from parm.serving.core.pools import plan_pools
@@ -112,8 +113,11 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
     last_arrival = float(arrivals[-1])
     tasks_per_query = 1 + scenario.r / scenario.k if mode == "parm" else 1
     chunk = min(8192, 16 + math.ceil(1.1 * total * tasks_per_query / instances))  # about one chunk per instance
-    schedule = draw_shuffles(scenario, instances, last_arrival + SHUFFLE_SLACK_S)
-    clocks = [InstanceClock(scenario.service, schedule, i, scenario.seed, chunk=chunk) for i in range(instances)]
+    hosts = scenario.hosts or instances
+    schedule = draw_shuffles(scenario, hosts, last_arrival + SHUFFLE_SLACK_S)
+    delay = None if scenario.call_delay is None else scenario.call_delay[mode]
+    clocks = [InstanceClock(scenario.service, schedule, i, scenario.seed, chunk=chunk, row=i % hosts, delay=delay)
+              for i in range(instances)]
     failures = fault_times(scenario.faults, instances, last_arrival, scenario.seed)
     with tqdm(total=total, desc=f"simulate {mode}", unit="query", leave=False, disable=not progress) as bar:
         latencies, kinds, counts = _run(_coordinator(scenario, mode, pools), arrivals.tolist(), clocks, failures,
@@ -122,6 +126,8 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
                 "seed": scenario.seed, **counts}
     keep = slice(scenario.warmup, None)
     overhead = scenario.frontend_for(mode).sample(stream_rng(scenario.seed, FRONTEND_STREAM), scenario.queries)
+    if delay is not None:  # a model of a measured cluster: the coordinator's latency is the frontend's
+        metadata[AT_FRONTEND] = percentiles(latencies[keep])
     return LatencyRun(mode, label or scenario.name, latencies[keep] + overhead, kinds[keep], metadata)
 
 

@@ -30,6 +30,20 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="queue length: packets (pfifo), bytes (bfifo) or ms (tbf) (default: %(default)s)")
     check.add_argument("--queries", type=int, default=200, help="queries to serve (default: %(default)s)")
     check.add_argument("--out", type=Path, help="also write the report here")
+    fit = actions.add_parser(
+        "fit", help="learn the simulator's model of the testbed from one scenario run on it",
+        description="Run a testbed scenario with a constant service time (every mode), record each call's time at "
+        "the frontend and each shuffle transfer, and write the laws a simulation draws from: per mode, a call's "
+        "delay beyond the service time while a shuffle touches its host and while none does, the client's cost "
+        "beyond the frontend's latency, and the shuffles' goodput. `parm simulate SCENARIO --fit PROFILE` then "
+        "predicts other testbed scenarios from them. Also writes the run's latency report and its raw trace.",
+        epilog="example: parm testbed fit benchmarks/scenarios/testbed-fit.yaml --out benchmarks/profiles/testbed-2core.json")
+    fit.add_argument("scenario", type=Path, metavar="CONFIG.yaml", help="testbed scenario with a constant service time")
+    fit.add_argument("--out", type=Path, required=True, help="profile JSON to write")
+    fit.add_argument("--report", type=Path, help="folder for the run's latency report and trace.npz "
+                     "(default: runs/testbed-fit/<scenario name>)")
+    fit.add_argument("--queries", type=int, help="measured queries per mode (default: the scenario's)")
+    fit.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
 
@@ -41,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         if reason is not None:
             raise ValueError(f"the testbed cannot run here: {reason}")
         return subprocess.run(sandbox.sandboxed(["-m", "parm", *sys.argv[1:]])).returncode
+    if args.action == "fit":
+        return run_fit(args)
     from parm.testbed.check import CheckOptions, run_check
     from parm.workload.links import LinkSpec
 
@@ -50,4 +66,32 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n")
+    return 0
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from parm.bench.fit import fit_profile, save_traces
+    from parm.bench.report import write_report
+    from parm.bench.scenario import load_scenario
+    from parm.serving.runtime.logs import configure_logging
+    from parm.testbed.latency import bench_on_testbed
+
+    configure_logging("text", "warning")
+    scenario = load_scenario(args.scenario, queries=args.queries)
+    runs = bench_on_testbed(scenario, progress=not args.no_progress)
+    traces: dict[str, list] = {}
+    for run in runs:
+        traces.setdefault(run.mode, []).append(run.trace)
+    profile = fit_profile(scenario, traces)
+    report = args.report or Path("runs/testbed-fit") / scenario.name
+    write_report(runs, report, title=f"parm testbed fit: {scenario.name}")
+    save_traces(traces, report / "trace.npz")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(profile, indent=1) + "\n")
+    for mode, entry in profile["modes"].items():
+        idle, busy = (entry["call_delay"][kind]["quantiles_ms"] for kind in ("idle", "busy"))
+        print(f"{mode}: call delay idle p50 {idle['0.5']:.2f} / p99.9 {idle['0.999']:.2f} ms, busy p50 "
+              f"{busy['0.5']:.2f} / p99.9 {busy['0.999']:.2f} ms ({entry['busy_share']:.0%} of calls busy)")
+    print(f"shuffle goodput {profile['shuffle_mb_s'] or 0:.0f} MB/s; profile written to {args.out}, report and trace "
+          f"to {report}/")
     return 0

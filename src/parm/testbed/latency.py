@@ -111,7 +111,8 @@ def serve_on(testbed: Testbed, deployment: Deployment, scenario: Scenario, sourc
                          placement=lambda i: (testbed.exec(plan.host_of(i), []), testbed.address(plan.host_of(i)))
                          ) as servers:
         endpoints = servers.endpoints()
-        with serve_locally(deployment, backend=RemoteBackend(endpoints), max_pending=1 << 20) as served:
+        with serve_locally(deployment, backend=RemoteBackend(endpoints, record_calls=True),
+                           max_pending=1 << 20) as served:
             on_hosts = OnHosts(served.address, served.frontend, served.backend, servers, testbed, plan)
             yield on_hosts, shuffles_between_hosts(testbed, scenario) if scenario.shuffles.count else \
                 contextlib.nullcontext()

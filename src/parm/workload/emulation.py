@@ -14,10 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from parm.workload.service_time import SERVICE_STREAM, SLOWDOWN_STREAM, ServiceTime, stream_rng
+from parm.workload.service_time import DELAY_STREAM, SERVICE_STREAM, SLOWDOWN_STREAM, ServiceTime, stream_rng
 from parm.workload.shuffles import ShuffleSchedule
 
 CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class CallDelay:
+    """What a real cluster adds to each call's service time (its links, queues and CPU contention), as two laws
+    learned from a testbed run (`parm.bench.fit`): one for calls that start while a shuffle touches the instance's
+    host, one for the others. The simulator's alternative to a slowdown factor."""
+
+    idle: ServiceTime
+    busy: ServiceTime
 
 
 class InstanceClock:
@@ -25,8 +35,9 @@ class InstanceClock:
     the chunk size changes nothing but speed, since every stream is drawn in order."""
 
     def __init__(self, service: ServiceTime, schedule: ShuffleSchedule, instance: int, seed: int, *,
-                 row: int | None = None, chunk: int = CHUNK) -> None:
-        """``row``: the instance's row in ``schedule`` (default: ``instance``, its stream's key)."""
+                 row: int | None = None, chunk: int = CHUNK, delay: CallDelay | None = None) -> None:
+        """``row``: the instance's row in ``schedule`` (default: ``instance``, its stream's key); ``delay``: added to
+        each call, from the busy law while a shuffle touches the row, else the idle one."""
         self.service, self.schedule, self.instance, self.seed, self.chunk = service, schedule, instance, seed, chunk
         self.row = instance if row is None else row
         self.slowed = schedule.slows(self.row)  # its own row: a cluster-wide scan per clock would be quadratic
@@ -34,12 +45,27 @@ class InstanceClock:
         self._streams: dict[int, np.random.Generator] = {}
         self._coins: list[float] = []
         self._coin_stream = stream_rng(seed, SLOWDOWN_STREAM, instance)
+        self.delay = delay
+        self._delays: tuple[list[float], list[float]] = ([], [])
+        self._delay_streams = None if delay is None else (stream_rng(seed, DELAY_STREAM, instance, 0),
+                                                          stream_rng(seed, DELAY_STREAM, instance, 1))
 
     def service_time(self, batch_size: int, at: float) -> float:
         """Seconds that a call of ``batch_size`` queries starting at time ``at`` takes."""
         draws = self._draws.get(batch_size) or self._refill(batch_size)
         service = draws.pop()
-        return service * self.schedule.factor(self.row, at, self._coin) if self.slowed else service
+        if self.slowed:
+            service *= self.schedule.factor(self.row, at, self._coin)
+        if self.delay is not None:
+            service += self._delay(self.schedule.touched(self.row, at))
+        return service
+
+    def _delay(self, busy: bool) -> float:
+        draws = self._delays[busy]
+        if not draws:
+            law = self.delay.busy if busy else self.delay.idle  # type: ignore[union-attr]
+            draws.extend(law.sample(self._delay_streams[busy], self.chunk)[::-1].tolist())  # type: ignore[index]
+        return draws.pop()
 
     def _refill(self, batch_size: int) -> list[float]:
         """The next chunk of stream (SERVICE_STREAM, instance, batch size), reversed to consume with ``pop()``."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -85,7 +86,8 @@ class RealShuffles:
     push a random ``min_mb``..``max_mb`` to the second and back over loopback (the paper's background load).
 
     ``port_of(instance)`` gives an instance's shuffle endpoint, looked up per transfer (a restarted instance
-    has a new one), on ``host_of(instance)``; a transfer that meets a dead instance is skipped.
+    has a new one), on ``host_of(instance)``; a transfer that meets a dead instance is skipped. ``transfers``
+    keeps (start, end, a, b, megabytes moved) of each finished one, on the perf_counter clock.
     """
 
     def __init__(self, config: ShuffleConfig, instances: list[int], port_of: Callable[[int], int | None],
@@ -95,6 +97,7 @@ class RealShuffles:
         self.stopped = threading.Event()
         self._lock = threading.Lock()
         self.moved_mb = 0.0
+        self.transfers: list[tuple[float, float, int, int, float]] = []
         self.threads = [threading.Thread(target=self._run, name=f"parm-shuffle-{i}", daemon=True)
                         for i in range(config.count if len(instances) >= 2 else 0)]
 
@@ -123,12 +126,14 @@ class RealShuffles:
         source, target = self.port_of(int(a)), self.port_of(int(b))
         if source is None or target is None:
             raise ValueError("real shuffles need instances started with shuffle_endpoint=True")
+        start = time.perf_counter()
         with socket.create_connection((self.host_of(int(a)), source)) as control:
             control.sendall(b"PUSH %s %d %d\n" % (self.host_of(int(b)).encode(), target, int(megabytes * 2**20)))
             if control.makefile("rb").readline().strip() != b"DONE":
                 raise OSError(f"instance {a} did not finish its transfer to instance {b}")
         with self._lock:
             self.moved_mb += 2 * megabytes
+            self.transfers.append((start, time.perf_counter(), int(a), int(b), 2 * megabytes))
         return 2 * megabytes
 
 

@@ -65,10 +65,13 @@ class RemoteBackend(SupervisingBackend):
     name = "remote"
 
     def __init__(self, endpoints: Sequence[Endpoint], *, backoff: Backoff = Backoff(),
-                 client: Callable[[Endpoint], InstanceClient] = connect) -> None:
-        """``endpoints[i]`` serves instance i (ids run base pool first, as `plan_pools` numbers them)."""
+                 client: Callable[[Endpoint], InstanceClient] = connect, record_calls: bool = False) -> None:
+        """``endpoints[i]`` serves instance i (ids run base pool first, as `plan_pools` numbers them).
+        ``record_calls``: keep (start, seconds, instance) of every answered call in ``call_log`` (perf_counter
+        clock), the trace a simulator's model of the cluster is learned from (`parm.bench.fit`)."""
         super().__init__()
         self.endpoints, self.backoff, self._client = list(endpoints), backoff, client
+        self.call_log: list[tuple[float, float, int]] | None = [] if record_calls else None
         self._instances: dict[int, _Instance] = {}
         self.call_seconds = DeferredHistogram("parm_remote_call_seconds", "Time of one call to a model server, "
                                               "sent to answered, per pool and outcome.", ["pool", "outcome"],
@@ -125,7 +128,10 @@ class RemoteBackend(SupervisingBackend):
             self._failed(state, generation, f"instance {state.spec.id} failed on batch {batch_id}: {err}")
             return
         state.calls["ok"] += 1
-        self.call_seconds.observe((str(state.spec.pool), "ok"), time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        self.call_seconds.observe((str(state.spec.pool), "ok"), seconds)
+        if self.call_log is not None:
+            self.call_log.append((start, seconds, state.spec.id))
         if state.generation != generation or state.running.pop(batch_id, None) is None:
             return  # reported lost already
         self._events_().on_result(state.spec.id, batch_id, outputs)
