@@ -15,7 +15,7 @@ from parm.cli.options import (
 from parm.codes import PARITY_MODEL_CODES, build_code
 from parm.runtime import seed_everything
 from parm.training import TrainResult
-from parm.training.parity import INITS, LOSSES, ParityTrainConfig, train_parity
+from parm.training.parity import DECODED_LOSSES, INITS, LOSSES, ParityTrainConfig, train_parity
 
 DEFAULTS = ParityTrainConfig()
 
@@ -44,7 +44,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--parity-model", help="parity-model architecture (default: the base model's)")
     parser.add_argument("--init", choices=INITS, default=DEFAULTS.init,
                         help="start from the base model's weights, the paper's initialisation, or torch's (default: %(default)s)")
-    parser.add_argument("--loss", choices=sorted(LOSSES), default=DEFAULTS.loss, help="default: %(default)s")
+    parser.add_argument("--loss", choices=[*sorted(LOSSES), *DECODED_LOSSES], default=DEFAULTS.loss,
+                        help="against the code's target (mse, l1, smooth-l1: the paper's setting is mse), or on the "
+                        "decoded reconstruction: KL to F's softmax (decoded-kl) or cross-entropy to the label "
+                        "(decoded-ce) (default: %(default)s)")
     add_training_options(parser, DEFAULTS, unit="coding groups", out="runs/parity/DATASET-MODEL-CODE-kK-rR")
     parser.set_defaults(run=run)
 

@@ -90,6 +90,7 @@ class CodedTraining:
         self.base = load_frozen_base(base_path, dataset, self.compute)
         self.train_x = dataset.train.x.to(self.device)
         self.train_outputs = self.base.outputs["train"].to(self.device)  # F(X) of every training sample, fixed
+        self.train_y = dataset.train.y.to(self.device)
         self.default_class = most_common_class(dataset.train.y)
         self.fingerprint = {"code": json.dumps(code.spec()), "dataset": dataset.name,
                             "test_checksum": dataset.test.checksum(), "base_sha256": file_sha256(self.base.run.weights)}

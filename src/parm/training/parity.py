@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from parm.codes import Code
+from parm.codes import Code, erasure_patterns
 from parm.data.dataset import Dataset
 from parm.models import ModelCard, build_model, load_checkpoint
 from parm.models.init import paper_init
@@ -25,6 +25,9 @@ from parm.training.report import TrainResult
 
 INITS = ("base", "paper", "default")
 LOSSES = {"mse": nn.functional.mse_loss, "l1": nn.functional.l1_loss, "smooth-l1": nn.functional.smooth_l1_loss}
+# Losses on the decoded reconstruction itself (issue 17): the parity models' outputs are decoded under every pattern
+# of up to r lost originals, and each rebuilt prediction is scored against F's (KL to F's softmax) or the true label.
+DECODED_LOSSES = ("decoded-kl", "decoded-ce")
 
 
 @dataclass
@@ -72,7 +75,7 @@ def train_parity(
     (degraded-mode test scores), ``report.md``, ``curves.png`` and ``train_state.pt``.
     """
     config = config or ParityTrainConfig()
-    criterion = choose_loss(LOSSES, config.loss)
+    criterion = None if config.loss in DECODED_LOSSES else choose_loss(LOSSES, config.loss)
     coded = CodedTraining(base_path, dataset, code, out_dir, config, resume=resume, overwrite=overwrite)
     base = coded.base
     models = build_parity_models(base.model, base.card, code.r, architecture=architecture, init=config.init)
@@ -82,12 +85,17 @@ def train_parity(
                        dataset.split_seed, base.card.preprocess, {**extra, "index": j}) for j in range(code.r)]
     run = coded.create_run(ParityRun)
 
+    patterns = erasure_patterns(code.k, code.r).to(coded.device)
+
     def step(index: torch.Tensor, x: torch.Tensor) -> Step:
-        """Each parity model's output on its parity, against the code's target for it (e.g. F(X_1) + F(X_2))."""
+        """Each parity model's output on its parity, against the code's target for it (e.g. F(X_1) + F(X_2)), or
+        decoded and scored as a prediction (`DECODED_LOSSES`)."""
         parities = code.encode(x)
-        targets = code.parity_targets(coded.train_outputs[index])
         predicted = torch.stack([model(parities[:, j]) for j, model in enumerate(models)], dim=1)
-        return Step(criterion(predicted, targets), len(index))
+        if criterion is not None:
+            return Step(criterion(predicted, code.parity_targets(coded.train_outputs[index])), len(index))
+        return Step(decoded_loss(code, config.loss, coded.train_outputs[index], predicted, patterns,
+                                 coded.train_y[index]), len(index))
 
     def save_best() -> None:
         for j, (model, card) in enumerate(zip(models, cards)):
@@ -100,3 +108,23 @@ def train_parity(
     trainee = coded.trainee(models, step, list(models), save_best=save_best, load_best=load_best)
     outcome = fit(trainee, run.path, config, compute=coded.compute, resume=resume)
     return coded.finish(f"{code.name} code (k={code.k}, r={code.r}) parity models", outcome, list(models))
+
+
+def decoded_loss(code: Code, loss: str, base_outputs: torch.Tensor, parity_outputs: torch.Tensor,
+                 patterns: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``loss`` of the reconstructions of every group (B) under every pattern (P, k + r), in one decode call.
+
+    ``base_outputs`` (B, k, m) are F's, ``parity_outputs`` (B, r, m) the parity models'; ``labels`` (B, k). Each lost
+    original's rebuilt logits are scored: "decoded-kl" against F's softmax (what serving should reproduce),
+    "decoded-ce" against the true class.
+    """
+    groups, count = base_outputs.shape[0], patterns.shape[0]
+    outputs = torch.cat([base_outputs, parity_outputs], dim=1).repeat_interleave(count, dim=0)  # (B * P, k + r, m)
+    masks = patterns.repeat(groups, 1)
+    lost = ~masks[:, :code.k]
+    rebuilt = code.decode(outputs, masks)[lost]  # (lost originals in all, m)
+    if loss == "decoded-ce":
+        return nn.functional.cross_entropy(rebuilt, labels.repeat_interleave(count, dim=0)[lost])
+    target = nn.functional.log_softmax(base_outputs.repeat_interleave(count, dim=0)[lost], dim=-1)
+    return nn.functional.kl_div(nn.functional.log_softmax(rebuilt, dim=-1), target, log_target=True,
+                                reduction="batchmean")
