@@ -1,12 +1,14 @@
 """Run folders: what a trained run is on disk, written by training and read by everything else.
 
-Three kinds of run, one typed object each:
+Four kinds of run, one typed object each:
 
 - `BaseRun`: a base model F (``model.safetensors`` + ``model.json``), from ``parm train-base``.
 - `ParityRun`: a code with trained parity models (``code.json``, ``parity-J.safetensors`` + ``.json``),
   from ``parm train-parity``.
 - `CoderRun`: a learned encoder and decoder (``code.json``, ``code.safetensors``), from ``parm train-coder``;
   F itself runs on its parities.
+- `TrainingFreeRun`: a code with nothing to train (the Berrut code): ``code.json`` alone, from ``parm make-run``;
+  F itself runs on its coded queries.
 
 A coded run's ``code.json`` names the base checkpoint it belongs to. Training writes through these
 objects; evaluation, serving and the benchmarks read through them, so file names live here alone.
@@ -23,8 +25,9 @@ from typing import Any
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from parm.codes import Code, LearnedCode, code_from_spec
+from parm.codes import TRAINING_FREE_CODES, Code, LearnedCode, code_from_spec
 from parm.data import Dataset, load_dataset
+from parm.data.cache import file_sha256
 from parm.models import ModelCard, load_card, load_checkpoint
 from parm.models.checkpoint import WEIGHTS_NAME, save_checkpoint, weights_path
 
@@ -136,12 +139,40 @@ class CoderRun(CodedRun):
         return self.base.weights
 
 
-Run = BaseRun | ParityRun | CoderRun
+@dataclass(frozen=True)
+class TrainingFreeRun(CodedRun):
+    """A code with nothing to train (``code.json`` alone): its parity instances run F itself on the coded queries."""
+
+    def parity_checkpoint(self, index: int) -> Path:
+        return self.base.weights
+
+
+def write_training_free_run(path: str | Path, code: Code, base: BaseRun, *, overwrite: bool = False) -> TrainingFreeRun:
+    """A run folder for a code with nothing to train: ``code.json`` with the code, ``base`` and its hash, its dataset.
+
+    Writing the same run again is a no-op; a folder holding another run is refused unless ``overwrite``.
+    """
+    if code.name not in TRAINING_FREE_CODES:
+        raise ValueError(f"the {code.name} code needs training: use `parm train-parity` or `parm train-coder`")
+    path = Path(path)
+    meta = {"code": code.spec(), "base": str(base.weights.resolve())}
+    if (path / CODE_NAME).is_file() and not overwrite:
+        held = json.loads((path / CODE_NAME).read_text())
+        if {key: held.get(key) for key in meta} != meta:
+            raise ValueError(f"{path} holds another run ({held.get('code', {}).get('name')} code, base "
+                             f"{held.get('base')}): pick another --out, or pass --overwrite to replace its {CODE_NAME}")
+    return TrainingFreeRun.create(path, code, base, dataset=base.card().dataset,  # type: ignore[return-value]
+                                  base_sha256=file_sha256(base.weights))
+
+
+Run = BaseRun | ParityRun | CoderRun | TrainingFreeRun
+MAKE_ONE = "train one with `parm train-parity` or `parm train-coder`, or write one with `parm make-run`"
 
 
 def open_run(path: str | Path) -> Run:
     """The run at ``path``: a coded run folder (with ``code.json``) or a base checkpoint."""
-    path = _existing(path, "train a run first (`parm train-base`, `parm train-parity` or `parm train-coder`)")
+    path = _existing(path, "train a run first (`parm train-base`, `parm train-parity` or `parm train-coder`), "
+                           "or write one with `parm make-run`")
     if (path / CODE_NAME).is_file():
         return open_coded_run(path)
     if weights_path(path).is_file():
@@ -159,13 +190,12 @@ def _existing(path: str | Path, fix: str) -> Path:
     return path
 
 
-def open_coded_run(path: str | Path) -> ParityRun | CoderRun:
+def open_coded_run(path: str | Path) -> ParityRun | CoderRun | TrainingFreeRun:
     """The coded run at ``path``, which must hold a ``code.json``."""
-    path = _existing(path, "train one with `parm train-parity` or `parm train-coder`")
+    path = _existing(path, MAKE_ONE)
     if not (path / CODE_NAME).is_file():
-        raise FileNotFoundError(
-            f"{path} is not a coded run (no {CODE_NAME}): train one with `parm train-parity` or `parm train-coder`"
-        )
+        raise FileNotFoundError(f"{path} is not a coded run (no {CODE_NAME}): {MAKE_ONE}")
     meta = json.loads((path / CODE_NAME).read_text())
-    kind = CoderRun if meta["code"]["name"] == LearnedCode.name else ParityRun
+    name = meta["code"]["name"]
+    kind = CoderRun if name == LearnedCode.name else TrainingFreeRun if name in TRAINING_FREE_CODES else ParityRun
     return kind(path, meta["code"], BaseRun(Path(meta["base"])))

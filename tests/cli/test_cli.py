@@ -166,6 +166,47 @@ def test_train_coder_then_evaluate(idx_dir, tmp_path, capsys, monkeypatch):
     assert "| learned-conv | 2 | 1 |" in capsys.readouterr().out
 
 
+def test_make_run_writes_a_berrut_run_to_evaluate_and_serve(idx_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    common = ["--dataset", str(idx_dir), "--no-progress"]
+    assert main(["train-base", *common, "--model", "base-mlp", "--epochs", "1"]) == 0
+    base = tmp_path / "runs" / "base" / "idx-base-mlp"
+    capsys.readouterr()
+    assert main(["make-run", str(base), "--code", "berrut", "--k", "3", "--r", "2"]) == 0
+    run = tmp_path / "runs" / "codes" / "idx-base-mlp-berrut-k3-r2"
+    assert f"run written to {run.relative_to(tmp_path)}/ (code.json)" in capsys.readouterr().out
+    meta = json.loads((run / "code.json").read_text())
+    assert meta["code"]["name"] == "berrut" and meta["dataset"] == "idx" and len(meta["base_sha256"]) == 64
+    assert main(["make-run", str(base), "--k", "3", "--r", "2"]) == 0  # the same run again: a no-op
+    assert main(["evaluate", str(run)]) == 0
+    table = capsys.readouterr().out
+    assert "| berrut | 3 | 2 |" in table and "A_d, 2 lost" in table
+
+    from parm.serving import ServeOptions, build_deployment
+
+    deployment = build_deployment(run, ServeOptions(instances=3))
+    assert deployment.code is not None and deployment.code.name == "berrut"
+    assert {spec.checkpoint for spec in deployment.instances} == {str((base / "model.safetensors").resolve())}
+    assert sum(spec.pool.parity is not None for spec in deployment.instances) == 2  # F runs on the extra queries
+
+
+def test_make_run_errors_name_the_fix(idx_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["make-run", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train-base", "--dataset", str(idx_dir), "--no-progress", "--model", "base-mlp", "--epochs", "1"]) == 0
+    base, out = tmp_path / "runs" / "base" / "idx-base-mlp", tmp_path / "run"
+    assert main(["make-run", str(base), "--out", str(out)]) == 0
+    assert main(["make-run", str(out)]) == 2
+    assert f"pass the base model it protects, {base.resolve() / 'model.safetensors'}" in capsys.readouterr().err
+    assert main(["make-run", str(base), "--k", "4", "--out", str(out)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["make-run", str(base), "--k", "4", "--out", str(out), "--overwrite"]) == 0
+    with pytest.raises(SystemExit):
+        main(["make-run", str(base), "--k", "1"])
+    assert "k = 1 is replication" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", ["train-parity", "train-coder"])
 def test_coded_training_refuses_no_parity(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

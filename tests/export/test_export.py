@@ -14,11 +14,11 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from parm.cli import main
-from parm.codes import LearnedCode
+from parm.codes import BerrutCode, LearnedCode
 from parm.export import CLUSTER_NAME, TOLERANCE, ExportError, export_run
 from parm.export.formats import FORMATS, write_checked
 from parm.models import build_model
-from parm.runs import BaseRun, CoderRun, open_run
+from parm.runs import BaseRun, CoderRun, open_run, write_training_free_run
 from parm.serving.backends.remote.cluster import load_cluster
 from parm.serving.core.pools import BASE_POOL, parity_pool
 from serving.exact_runs import CLASSES, INPUT_SHAPE, affine_run
@@ -107,6 +107,13 @@ def test_a_learned_code_exports_f_once_and_points_its_parity_pools_at_it(tmp_pat
     assert model.name == BASE and model.pools == (BASE_POOL, parity_pool(0), parity_pool(1))
     assert [(str(e.pool), e.model) for e in load_cluster(out / CLUSTER_NAME)] == [
         ("base", BASE), ("parity-0", BASE), ("parity-1", BASE)]
+
+
+def test_a_berrut_run_exports_f_once_for_every_pool(tmp_path):
+    run_path, _ = affine_run(tmp_path)
+    berrut = write_training_free_run(tmp_path / "berrut", BerrutCode(3, 2), BaseRun(open_run(run_path).base.path))
+    (model,) = export_run(berrut.path, tmp_path / "repo")
+    assert model.name == BASE and model.pools == (BASE_POOL, parity_pool(0), parity_pool(1))
 
 
 @pytest.mark.parametrize(("name", "shape"), [("base-mlp", (1, 28, 28)), ("lenet5", (1, 28, 28))])

@@ -7,14 +7,14 @@ import sys
 from collections.abc import Sequence
 
 from parm import __version__
-from parm.cli import (bench, data, evaluate, export, instance, models, replay, serve, simulate, testbed, train_base,
-                      train_coder, train_parity)
+from parm.cli import (bench, data, evaluate, export, instance, make_run, models, replay, serve, simulate, testbed,
+                      train_base, train_coder, train_parity)
 from parm.data.errors import DataError
 from parm.models.registry import UnknownModelError
 from parm.training import CheckpointExistsError
 
-COMMANDS = (data, models, train_base, train_parity, train_coder, evaluate, export, serve, instance, replay, bench,
-            simulate, testbed)
+COMMANDS = (data, models, train_base, train_parity, train_coder, make_run, evaluate, export, serve, instance, replay,
+            bench, simulate, testbed)
 
 
 def build_parser() -> argparse.ArgumentParser:

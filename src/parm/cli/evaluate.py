@@ -12,14 +12,15 @@ from parm.evaluation.runs import evaluate_run
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "evaluate",
-        help="degraded-mode accuracy (A_a, A_d, A_o, default baseline) of parity-model or learned-code runs",
-        description="Evaluate parity-model and learned-code runs on the test split: A_a, A_d for every erasure pattern "
-        "of 1 to r lost originals (top-1, top-5, agreement with the base model), A_o(f) and the "
+        help="degraded-mode accuracy (A_a, A_d, A_o, default baseline) of parity-model, learned-code or Berrut runs",
+        description="Evaluate parity-model, learned-code and training-free (Berrut) runs on the test split: A_a, "
+        "A_d for every erasure pattern of 1 to r lost originals (top-1, top-5, agreement with the base model), A_o(f) and the "
         "default-prediction baseline. Writes evaluation.json, evaluation.md, accuracy.png (paper "
         "Fig. 8), overall.png (Fig. 9) and degraded_vs_k.png (Fig. 11).",
         epilog="example: parm evaluate runs/parity/fashion-mnist-base-mlp-sum-k2-r1 runs/parity/fashion-mnist-base-mlp-sum-k4-r1",
     )
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="folders written by `parm train-parity` or `parm train-coder`")
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN",
+                        help="folders written by `parm train-parity`, `parm train-coder` or `parm make-run`")
     parser.add_argument("--out", type=Path, help="report folder (default: RUN/evaluation for one run, else runs/evaluation)")
     parser.add_argument("--data-dir", type=Path, help="read the dataset from local files instead of the cache")
     parser.add_argument("--cache-dir", type=Path, help="converted-dataset cache (default: $PARM_DATA or ~/.cache/parm/data)")

@@ -26,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", type=Path, metavar="RUN",
-                        help="a coded run folder (parm train-parity / train-coder) or a base checkpoint folder")
+                        help="a coded run folder (parm train-parity / train-coder / make-run) or a base checkpoint folder")
     parser.add_argument("--format", choices=sorted(FORMATS), default="onnx",
                         help="onnx (Triton's onnxruntime_onnx; needs pip install 'parm-serving[export]') or "
                         "torchscript (pytorch_libtorch) (default: %(default)s)")

@@ -72,7 +72,7 @@ SERVE_BATCH_SIZE = 8  # a server batches when queries queue up; replay, like the
 def add_deployment_options(parser: argparse.ArgumentParser, *, batch_size: int = 1) -> None:
     """What to serve and how: shared by `parm serve` and `parm replay`."""
     parser.add_argument("source", type=Path, metavar="RUN",
-                        help="a coded run folder (parm train-parity / train-coder), or a base checkpoint folder for "
+                        help="a coded run folder (parm train-parity / train-coder / make-run), or a base checkpoint folder for "
                         "--mode none, equal-resources or hedged")
     parser.add_argument("--mode", choices=MODES, default="parm",
                         help="parm: parity instances; equal-resources: the same extra instances as copies of F; "

@@ -1,4 +1,4 @@
-"""Erasure codes: one interface (`Code`) for the sum, linear (any r), concatenation and learned codes.
+"""Erasure codes: one interface (`Code`) for the sum, linear (any r), concatenation, learned and Berrut codes.
 
 >>> code = build_code("linear", k=3, r=2)
 >>> parities = code.encode(x)                 # (B, 3, C, H, W) -> (B, 2, C, H, W)
@@ -10,13 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from parm.codes.base import Code, DecodingError
+from parm.codes.berrut import BerrutCode
 from parm.codes.concat import ConcatenationCode
 from parm.codes.learned import ConvEncoder, LearnedCode, MLPDecoder, MLPEncoder
-from parm.codes.linear import LinearCode, SumCode
+from parm.codes.linear import LinearCode, MatrixCode, SumCode
 from parm.codes.patterns import erasure_patterns, lost_originals
 
-CODES: dict[str, type[Code]] = {"sum": SumCode, "linear": LinearCode, "concat": ConcatenationCode, "learned": LearnedCode}
+CODES: dict[str, type[Code]] = {"sum": SumCode, "linear": LinearCode, "concat": ConcatenationCode, "learned": LearnedCode,
+                                "berrut": BerrutCode}
 PARITY_MODEL_CODES = ("sum", "linear", "concat")  # decoded with trained parity models; "learned" runs F itself
+TRAINING_FREE_CODES = ("berrut",)  # nothing to train: F runs on the coded queries (`parm make-run`)
 
 
 def build_code(name: str, k: int, r: int = 1, **options: Any) -> Code:
@@ -33,6 +36,7 @@ def code_from_spec(spec: dict[str, Any]) -> Code:
 
 
 __all__ = [
+    "BerrutCode",
     "CODES",
     "Code",
     "ConcatenationCode",
@@ -42,8 +46,10 @@ __all__ = [
     "LinearCode",
     "MLPDecoder",
     "MLPEncoder",
+    "MatrixCode",
     "PARITY_MODEL_CODES",
     "SumCode",
+    "TRAINING_FREE_CODES",
     "build_code",
     "code_from_spec",
     "erasure_patterns",

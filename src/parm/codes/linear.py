@@ -3,12 +3,14 @@
 With parity models, parity model j is trained so that F_j(sum_i a_ji X_i) ~= sum_i a_ji F(X_i); the
 decoder then treats the parity outputs as exact linear combinations of the k base outputs. The sum
 code (r = 1, all coefficients 1: the paper's addition encoder and subtraction decoder) is the
-simplest member.
+simplest member. Their base, `MatrixCode` (an encoding matrix and one decoding matrix per erasure
+pattern), is also the Berrut code's (`parm.codes.berrut`).
 """
 
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from itertools import combinations
 from typing import Any
 
@@ -48,7 +50,51 @@ def worst_condition(coefficients: torch.Tensor) -> float:
     return worst
 
 
-class LinearCode(Code):
+class MatrixCode(Code):
+    """A code whose encoder is one real (r, k) matrix and whose decoder is one (k, k + r) matrix per erasure pattern.
+
+    Parities are ``coefficients @ inputs``; originals are ``decoding_matrix(pattern) @ outputs`` with unavailable
+    outputs zeroed first. Subclasses set ``coefficients`` (float64) and build a pattern's matrix
+    (`_build_decoding_matrix`); each is built once and cached, and the serving path runs both as numpy products
+    (`parm.serving.core.codec.LinearCodec`). Linear codes solve for the lost outputs; the Berrut code interpolates them.
+    """
+
+    coefficients: torch.Tensor
+
+    def __init__(self, k: int, r: int) -> None:
+        super().__init__(k, r)
+        self._decoders: dict[bytes, torch.Tensor] = {}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self._combine(self.coefficients, x)
+
+    def decode(self, outputs: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+        """One batched matrix product: each group's outputs times its pattern's (k, k + r) decoding matrix."""
+        mask = self.check_available(available, outputs.shape[0]).cpu()
+        patterns, which = torch.unique(mask, dim=0, return_inverse=True)
+        matrices = torch.stack([self.decoding_matrix(pattern) for pattern in patterns])  # distinct patterns only
+        known = torch.where(mask.to(outputs.device).view(*mask.shape, *[1] * (outputs.dim() - 2)), outputs, 0)
+        return self._combine(matrices[which], known)  # unavailable entries may hold anything: zeroed first
+
+    def _combine(self, matrices: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(B, rows, *shape): ``matrices`` (rows, cols) or (B, rows, cols) times ``x`` (B, cols, *shape)."""
+        flat = x.flatten(2)
+        return (matrices.to(flat) @ flat).view(x.shape[0], matrices.shape[-2], *x.shape[2:])
+
+    def decoding_matrix(self, pattern: torch.Tensor) -> torch.Tensor:
+        """For one pattern (k + r booleans, on the CPU): the (k, k + r) float64 matrix D with
+        originals = D @ (outputs, unavailable ones zeroed); rows of available originals pick them exactly."""
+        key = pattern.numpy().tobytes()
+        if key not in self._decoders:
+            self._decoders[key] = self._build_decoding_matrix(pattern)
+        return self._decoders[key]
+
+    @abstractmethod
+    def _build_decoding_matrix(self, pattern: torch.Tensor) -> torch.Tensor:
+        """`decoding_matrix` of one pattern, computed (called once per pattern)."""
+
+
+class LinearCode(MatrixCode):
     """Any r >= 1 parities from a real (r, k) coefficient matrix (default: Vandermonde on Chebyshev nodes)."""
 
     name = "linear"
@@ -65,53 +111,31 @@ class LinearCode(Code):
                 f"{self.condition:.3g}): some erasure patterns could not be decoded; use distinct positive values"
             )
         self.coefficients = a
-        self._decoders: dict[bytes, torch.Tensor] = {}
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self._combine(self.coefficients, x)
 
     def parity_targets(self, outputs: torch.Tensor) -> torch.Tensor:
         return self._combine(self.coefficients, outputs)
 
-    def decode(self, outputs: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
-        """One batched matrix product: each group's outputs times its pattern's (k, k + r) decoding matrix."""
-        mask = self.check_available(available, outputs.shape[0]).cpu()
-        patterns, which = torch.unique(mask, dim=0, return_inverse=True)
-        matrices = torch.stack([self.decoding_matrix(pattern) for pattern in patterns])  # distinct patterns only
-        known = torch.where(mask.to(outputs.device).view(*mask.shape, *[1] * (outputs.dim() - 2)), outputs, 0)
-        return self._combine(matrices[which], known)  # unavailable entries may hold anything: zeroed first
-
-    def _combine(self, matrices: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """(B, rows, *shape): ``matrices`` (rows, cols) or (B, rows, cols) times ``x`` (B, cols, *shape)."""
-        flat = x.flatten(2)
-        return (matrices.to(flat) @ flat).view(x.shape[0], matrices.shape[-2], *x.shape[2:])
-
-    def decoding_matrix(self, pattern: torch.Tensor) -> torch.Tensor:
-        """For one pattern: the (k, k + r) matrix D with originals = D @ (outputs, unavailable ones zeroed).
-
-        Available originals are exact (their rows of D pick them), so only the lost ones are solved for,
+    def _build_decoding_matrix(self, pattern: torch.Tensor) -> torch.Tensor:
+        """Available originals are exact (their rows of D pick them), so only the lost ones are solved for,
         from the available parities: A[P, L] F_L = Y_P - A[P, O] F_O (least squares when more parities
         than losses).
         """
-        key = pattern.numpy().tobytes()
-        if key not in self._decoders:
-            k = self.k
-            lost, kept = ~pattern[:k], pattern[:k]
-            parities = pattern[k:]
-            if int(parities.sum()) < int(lost.sum()):
-                raise DecodingError(
-                    f"{int(lost.sum())} originals are lost but only {int(parities.sum())} parities arrived: "
-                    "a linear code needs at least as many parities as losses"
-                )
-            a_p = self.coefficients[parities]
-            solve = torch.linalg.pinv(a_p[:, lost])  # (lost, parities)
-            matrix = torch.zeros(k, self.n, dtype=torch.float64)
-            matrix[kept, torch.nonzero(kept).flatten()] = 1.0
-            lost_rows = torch.nonzero(lost).flatten()
-            matrix[lost_rows.unsqueeze(1), torch.nonzero(kept).flatten()] = -solve @ a_p[:, kept]
-            matrix[lost_rows.unsqueeze(1), (k + torch.nonzero(parities).flatten())] = solve
-            self._decoders[key] = matrix
-        return self._decoders[key]
+        k = self.k
+        lost, kept = ~pattern[:k], pattern[:k]
+        parities = pattern[k:]
+        if int(parities.sum()) < int(lost.sum()):
+            raise DecodingError(
+                f"{int(lost.sum())} originals are lost but only {int(parities.sum())} parities arrived: "
+                "a linear code needs at least as many parities as losses"
+            )
+        a_p = self.coefficients[parities]
+        solve = torch.linalg.pinv(a_p[:, lost])  # (lost, parities)
+        matrix = torch.zeros(k, self.n, dtype=torch.float64)
+        matrix[kept, torch.nonzero(kept).flatten()] = 1.0
+        lost_rows = torch.nonzero(lost).flatten()
+        matrix[lost_rows.unsqueeze(1), torch.nonzero(kept).flatten()] = -solve @ a_p[:, kept]
+        matrix[lost_rows.unsqueeze(1), (k + torch.nonzero(parities).flatten())] = solve
+        return matrix
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.k, "r": self.r, "coefficients": self.coefficients.tolist()}

@@ -1,4 +1,4 @@
-"""Evaluating trained coded runs (``parm train-parity`` or ``parm train-coder``) on a test split."""
+"""Evaluating coded runs (``parm train-parity``, ``parm train-coder`` or ``parm make-run``) on a test split."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The serving codecs: numpy for linear codes gives what the code's own torch arithmetic gives."""
+"""The serving codecs: numpy for matrix codes (linear, Berrut) gives what the code's own torch arithmetic gives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from parm.serving.core.codec import LinearCodec, TorchCodec, codec_for
 
 
 @pytest.mark.parametrize(("name", "k", "r"), [("sum", 2, 1), ("sum", 4, 1), ("linear", 2, 2), ("linear", 3, 3),
-                                              ("linear", 5, 2)])
+                                              ("linear", 5, 2), ("berrut", 2, 1), ("berrut", 4, 2), ("berrut", 3, 4)])
 def test_the_numpy_codec_matches_the_codes_torch_arithmetic(name: str, k: int, r: int) -> None:
     code, rng = build_code(name, k, r), np.random.default_rng(k * 10 + r)
     numpy_codec, torch_codec = codec_for(code), TorchCodec(code)

@@ -1,8 +1,9 @@
 """The bridge from a trained `parm.codes.Code` (torch, batches of groups) to the coordinator (numpy).
 
-`codec_for` picks the cheapest faithful way to run a code on the per-query path: linear codes (the
-sum code among them) as numpy matrix products with the code's own coefficient and decoding
-matrices, any other code (learned encoders and decoders) through torch. A codec reads no clock:
+`codec_for` picks the cheapest faithful way to run a code on the per-query path: codes that are matrices
+(`parm.codes.MatrixCode`: the linear codes, the sum code among them, and the Berrut code) as numpy matrix
+products with the code's own coefficient and decoding matrices, any other code (learned encoders and
+decoders) through torch. A codec reads no clock:
 the frontend times its calls (`parm.serving.runtime.metrics.TimedCodec`).
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from parm.codes import Code, LinearCode
+from parm.codes import Code, MatrixCode
 
 _FEW_GROUPS = 16  # batches of up to this many groups keep their stacked decoding matrices
 _BATCH_PATTERNS = 4096  # stacked matrices kept for that look-up (k = 2, r = 1: 4 patterns per group, 256 for 4 groups)
@@ -56,15 +57,15 @@ class TorchCodec(Codec):
 
 
 class LinearCodec(Codec):
-    """A linear code as numpy matrix products with its coefficient and decoding matrices.
+    """A matrix code (linear or Berrut) as numpy matrix products with its coefficient and decoding matrices.
 
-    Same arithmetic as `LinearCode.encode` / `decode`, without torch's per-call cost, which on a busy
+    Same arithmetic as `MatrixCode.encode` / `decode`, without torch's per-call cost, which on a busy
     frontend (caches cold between queries) measured 128 us per encode and 325 us per decode.
     """
 
-    code: LinearCode
+    code: MatrixCode
 
-    def __init__(self, code: LinearCode) -> None:
+    def __init__(self, code: MatrixCode) -> None:
         super().__init__(code)
         self.coefficients = code.coefficients.numpy().astype(np.float32)
         self._matrices: dict[bytes, np.ndarray] = {}  # per group pattern
@@ -109,5 +110,5 @@ class LinearCodec(Codec):
 
 
 def codec_for(code: Code) -> Codec:
-    """The codec that runs ``code`` on the serving path: numpy for linear codes, torch otherwise."""
-    return LinearCodec(code) if isinstance(code, LinearCode) else TorchCodec(code)
+    """The codec that runs ``code`` on the serving path: numpy for matrix codes (linear, Berrut), torch otherwise."""
+    return LinearCodec(code) if isinstance(code, MatrixCode) else TorchCodec(code)

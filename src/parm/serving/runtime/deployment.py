@@ -1,7 +1,7 @@
 """What `parm serve` runs: the model it exposes, its instances, its code and its switches.
 
-A deployment is built from a trained run folder (`parm train-parity` or `parm train-coder`: base
-model, code and parity models) or, for the uncoded modes, from a base checkpoint alone.
+A deployment is built from a coded run folder (`parm train-parity`, `parm train-coder` or `parm make-run`:
+base model, code and parity models) or, for the uncoded modes, from a base checkpoint alone.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def base_model_name(card: ModelCard) -> str:
 
 def pool_model_name(run: BaseRun | CodedRun, pool: Pool) -> str:
     """The name ``pool``'s model is served under on a model server (`parm instance`, `parm export`): F's name for
-    the base pool and for pools that run F itself (a learned code's parity pools), ``BASE-parity-J`` otherwise."""
+    the base pool and for pools that run F itself (a learned or training-free code's parity pools), ``BASE-parity-J``
+    otherwise."""
     runs_base = pool.parity is None or checkpoint_of(pool, run) == run.base.weights
     return model_name(base_model_name(run.base.card()), BASE_POOL if runs_base else pool)
 
@@ -128,11 +129,12 @@ def _open_source(source: Path, mode: str) -> BaseRun | CodedRun:
     if isinstance(run, BaseRun) and mode == "parm":
         raise ValueError(
             f"{source} is a base checkpoint; `--mode parm` needs a coded run folder from "
-            "`parm train-parity` or `parm train-coder` (or pick --mode none, equal-resources or hedged)"
+            "`parm train-parity`, `parm train-coder` or `parm make-run` (or pick --mode none, equal-resources or hedged)"
         )
     return run
 
 
 def checkpoint_of(pool: Pool, run: BaseRun | CodedRun) -> Path:
-    """A base instance runs F; a parity instance what its run says (its parity model, or F for a learned code)."""
+    """A base instance runs F; a parity instance what its run says (its parity model, or F for a learned or
+    training-free code)."""
     return run.base.weights if pool.parity is None else run.parity_checkpoint(pool.parity)

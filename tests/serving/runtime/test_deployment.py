@@ -1,0 +1,58 @@
+"""Deploying a training-free (Berrut) run: F itself on the extra instances, the numpy codec, exact answers where
+the code is exact (k = 2, r = 1 and an affine F: the extra query is the average, the decode the line through it)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from parm.codes import BerrutCode
+from parm.models import ModelCard, build_model, save_checkpoint
+from parm.runs import BaseRun, TrainingFreeRun, open_run, write_training_free_run
+from parm.serving import Frontend, ServeOptions, build_deployment
+from parm.serving.core.codec import LinearCodec, codec_for
+from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED, CoordinatorConfig
+from parm.serving.runtime.deployment import pool_model_name
+
+from ..exact_runs import CLASSES, INPUT_SHAPE
+from .test_frontend import InProcessBackend, queries
+
+
+def berrut_run(root: Path, k: int = 2, r: int = 1) -> tuple[Path, torch.nn.Module]:
+    torch.manual_seed(0)
+    card = ModelCard("logistic-regression", INPUT_SHAPE, tuple(f"c{i}" for i in range(CLASSES)), "toy", 0)
+    base = build_model("logistic-regression", INPUT_SHAPE, CLASSES).eval()
+    run = write_training_free_run(root / "run", BerrutCode(k, r), BaseRun(save_checkpoint(base, card, root / "base")))
+    return run.path, base
+
+
+def test_a_berrut_run_deploys_f_on_its_extra_instances(tmp_path: Path) -> None:
+    path, _ = berrut_run(tmp_path, k=4, r=2)
+    run = open_run(path)
+    assert isinstance(run, TrainingFreeRun) and run.parity_checkpoint(1) == run.base.weights
+    deployment = build_deployment(path, ServeOptions(instances=4))
+    assert isinstance(deployment.code, BerrutCode) and (deployment.config.k, deployment.config.r) == (4, 2)
+    assert len(deployment.instances) == 6 and {spec.checkpoint for spec in deployment.instances} == {str(run.base.weights)}
+    assert deployment.model.parameters["code"] == "berrut"
+    assert {pool_model_name(run, pool) for pool in deployment.pools} == {"toy-logistic-regression"}
+    assert isinstance(codec_for(deployment.code), LinearCodec)  # numpy matrices on the serving path
+
+
+def test_a_held_instance_is_rebuilt_exactly_by_the_berrut_code(tmp_path: Path) -> None:
+    path, base = berrut_run(tmp_path)
+    deployment = build_deployment(path, ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.0)))
+    service = Frontend(deployment, InProcessBackend(held=[0]), max_pending=4)
+
+    async def scenario():
+        await service.start()
+        prediction = await service.infer(queries(2))
+        await service.stop()
+        return prediction
+
+    prediction = asyncio.run(scenario())
+    with torch.no_grad():
+        np.testing.assert_allclose(prediction.outputs, base(torch.from_numpy(queries(2))).numpy(), atol=1e-5)
+    assert prediction.answers == (RECONSTRUCTED, ORIGINAL)  # query 0 went to the held instance 0
