@@ -3,7 +3,6 @@ the code is exact (k = 2, r = 1 and an affine F: the extra query is the average,
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from parm.serving.core.coordinator import ORIGINAL, RECONSTRUCTED, CoordinatorCo
 from parm.serving.runtime.deployment import pool_model_name
 
 from ..exact_runs import CLASSES, INPUT_SHAPE
-from .test_frontend import InProcessBackend, queries
+from .test_frontend import InProcessBackend, infer_once, queries
 
 
 def berrut_run(root: Path, k: int = 2, r: int = 1) -> tuple[Path, torch.nn.Module]:
@@ -44,15 +43,7 @@ def test_a_berrut_run_deploys_f_on_its_extra_instances(tmp_path: Path) -> None:
 def test_a_held_instance_is_rebuilt_exactly_by_the_berrut_code(tmp_path: Path) -> None:
     path, base = berrut_run(tmp_path)
     deployment = build_deployment(path, ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.0)))
-    service = Frontend(deployment, InProcessBackend(held=[0]), max_pending=4)
-
-    async def scenario():
-        await service.start()
-        prediction = await service.infer(queries(2))
-        await service.stop()
-        return prediction
-
-    prediction = asyncio.run(scenario())
+    prediction = infer_once(Frontend(deployment, InProcessBackend(held=[0]), max_pending=4), queries(2))
     with torch.no_grad():
         np.testing.assert_allclose(prediction.outputs, base(torch.from_numpy(queries(2))).numpy(), atol=1e-5)
     assert prediction.answers == (RECONSTRUCTED, ORIGINAL)  # query 0 went to the held instance 0

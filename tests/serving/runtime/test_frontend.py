@@ -57,16 +57,21 @@ def queries(n: int) -> np.ndarray:
     return np.random.default_rng(n).normal(size=(n, *INPUT_SHAPE)).astype(np.float32)
 
 
-def test_a_held_instance_is_covered_and_the_answers_are_exact(tmp_path: Path) -> None:
-    service, base = frontend(tmp_path, held=[0])
+def infer_once(service: Frontend, inputs: np.ndarray):
+    """Start ``service``, answer ``inputs`` as one request, stop it; returns the prediction."""
 
     async def scenario():
         await service.start()
-        prediction = await service.infer(queries(2))
+        prediction = await service.infer(inputs)
         await service.stop()
         return prediction
 
-    prediction = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_held_instance_is_covered_and_the_answers_are_exact(tmp_path: Path) -> None:
+    service, base = frontend(tmp_path, held=[0])
+    prediction = infer_once(service, queries(2))
     with torch.no_grad():
         np.testing.assert_allclose(prediction.outputs, base(torch.from_numpy(queries(2))).numpy(), atol=1e-5)
     assert prediction.answers == (RECONSTRUCTED, ORIGINAL)  # query 0 went to the held instance 0
