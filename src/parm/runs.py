@@ -1,12 +1,13 @@
 """Run folders: what a trained run is on disk, written by training and read by everything else.
 
-Four kinds of run, one typed object each:
+Five kinds of run, one typed object each:
 
 - `BaseRun`: a base model F (``model.safetensors`` + ``model.json``), from ``parm train-base``.
 - `ParityRun`: a code with trained parity models (``code.json``, ``parity-J.safetensors`` + ``.json``),
   from ``parm train-parity``.
 - `CoderRun`: a learned encoder and decoder (``code.json``, ``code.safetensors``), from ``parm train-coder``;
-  F itself runs on its parities.
+  F itself runs on its parities. `JointRun`: the same with parity models learned with them (``parity-J.safetensors``),
+  from ``parm train-coder --joint``.
 - `TrainingFreeRun`: a code with nothing to train (the Berrut code): ``code.json`` alone, from ``parm make-run``;
   F itself runs on its coded queries.
 
@@ -106,9 +107,11 @@ class CodedRun(ABC):
         return cls(path, code.spec(), BaseRun(Path(meta["base"])))
 
 
-@dataclass(frozen=True)
-class ParityRun(CodedRun):
-    """Parity models of a code: parity j's instances run ``parity-j.safetensors``."""
+class _OwnParityModels:
+    """Parity j's instances run the run's own ``parity-j.safetensors`` (trained parity models)."""
+
+    path: Path
+    r: int
 
     def parity_checkpoint(self, index: int) -> Path:
         if not 0 <= index < self.r:
@@ -117,6 +120,11 @@ class ParityRun(CodedRun):
 
     def save_parity_model(self, index: int, model: nn.Module, card: ModelCard) -> Path:
         return save_checkpoint(model, card, self.parity_checkpoint(index))
+
+
+@dataclass(frozen=True)
+class ParityRun(_OwnParityModels, CodedRun):
+    """Parity models of a code: parity j's instances run ``parity-j.safetensors``."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,12 @@ class CoderRun(CodedRun):
 
     def parity_checkpoint(self, index: int) -> Path:
         return self.base.weights
+
+
+@dataclass(frozen=True)
+class JointRun(_OwnParityModels, CoderRun):
+    """Encoder, parity models and decoder learned together (paper section VI-C, ``parm train-coder --joint``):
+    ``code.safetensors`` for the encoder and decoder, and parity j's instances run ``parity-j.safetensors``."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +179,7 @@ def write_training_free_run(path: str | Path, code: Code, base: BaseRun, *, over
                                   base_sha256=file_sha256(base.weights))
 
 
-Run = BaseRun | ParityRun | CoderRun | TrainingFreeRun
+Run = BaseRun | ParityRun | CoderRun | JointRun | TrainingFreeRun
 MAKE_ONE = "train one with `parm train-parity` or `parm train-coder`, or write one with `parm make-run`"
 
 
@@ -190,12 +204,15 @@ def _existing(path: str | Path, fix: str) -> Path:
     return path
 
 
-def open_coded_run(path: str | Path) -> ParityRun | CoderRun | TrainingFreeRun:
+def open_coded_run(path: str | Path) -> ParityRun | CoderRun | JointRun | TrainingFreeRun:
     """The coded run at ``path``, which must hold a ``code.json``."""
     path = _existing(path, MAKE_ONE)
     if not (path / CODE_NAME).is_file():
         raise FileNotFoundError(f"{path} is not a coded run (no {CODE_NAME}): {MAKE_ONE}")
     meta = json.loads((path / CODE_NAME).read_text())
     name = meta["code"]["name"]
-    kind = CoderRun if name == LearnedCode.name else TrainingFreeRun if name in TRAINING_FREE_CODES else ParityRun
+    if name == LearnedCode.name:
+        kind: type[CodedRun] = JointRun if meta.get("joint") else CoderRun
+    else:
+        kind = TrainingFreeRun if name in TRAINING_FREE_CODES else ParityRun
     return kind(path, meta["code"], BaseRun(Path(meta["base"])))

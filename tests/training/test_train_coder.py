@@ -80,3 +80,24 @@ def test_other_losses_and_r2_train(tiny_dataset, base_checkpoint, tmp_path, loss
 def test_unknown_loss_is_refused(tiny_dataset, base_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="unknown loss"):
         train_coder(base_checkpoint, tiny_dataset, _code(tiny_dataset), tmp_path / "c", config=_config(loss="hinge"))
+
+
+def test_joint_learning_trains_parity_models_that_the_run_serves_on_its_parities(small_dataset, base_checkpoint, tmp_path):
+    """Paper section VI-C: encoder, parity model and decoder together; the run's parity instances run the parity
+    model, which started as F and moved, while F's own checkpoint is untouched."""
+    from parm.runs import JointRun, open_run
+    from parm.serving import ServeOptions, build_deployment
+    from parm.serving.core.pools import BASE_POOL
+
+    before = load_file(str(base_checkpoint))
+    out = tmp_path / "joint"
+    result = train_coder(base_checkpoint, small_dataset, _code(small_dataset), out, config=_config(joint=True, epochs=4))
+    run = open_run(out)
+    assert isinstance(run, JointRun) and run.parity_checkpoint(0) == out / "parity-0.safetensors"
+    (model,) = run.load_parity_models()
+    moved = [not torch.equal(model.state_dict()[name], weight) for name, weight in before.items()]
+    assert any(moved) and all(torch.equal(load_file(str(base_checkpoint))[n], w) for n, w in before.items())
+    deployment = build_deployment(out, ServeOptions(instances=2))
+    parity = {spec.checkpoint for spec in deployment.instances if spec.pool != BASE_POOL}
+    assert parity == {str(out / "parity-0.safetensors")}
+    assert len(result.history) == 4 and (out / "parity-0.json").exists()

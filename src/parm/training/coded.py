@@ -95,10 +95,10 @@ class CodedTraining:
         self.fingerprint = {"code": json.dumps(code.spec()), "dataset": dataset.name,
                             "test_checksum": dataset.test.checksum(), "base_sha256": file_sha256(self.base.run.weights)}
 
-    def create_run(self, kind: type[Run]) -> Run:
-        """The run folder, with its ``code.json``: the code, the base checkpoint and its hash, the dataset."""
+    def create_run(self, kind: type[Run], **extra: object) -> Run:
+        """The run folder, with its ``code.json``: the code, the base checkpoint and its hash, the dataset, ``extra``."""
         return kind.create(self.out_dir, self.code, self.base.run, dataset=self.dataset.name,
-                           base_sha256=self.fingerprint["base_sha256"])
+                           base_sha256=self.fingerprint["base_sha256"], **extra)
 
     def batches(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This epoch's batches: group indices (b, k) and their preprocessed inputs (b, k, C, H, W)."""

@@ -1,4 +1,5 @@
-"""Training a learned code (paper section IV): encoder and decoder together, through the frozen F.
+"""Training a learned code (paper section IV): encoder and decoder together, through the frozen F; with ``joint``
+(paper section VI-C) parity models, started from F's weights, are learned with them and run on the parities.
 
 Each batch of groups is encoded once, F runs on the r parities (gradients flow through F into the
 encoder, but F's weights never change), and the decoder is trained under every erasure pattern of
@@ -17,9 +18,11 @@ from torch import nn
 
 from parm.codes import LearnedCode, erasure_patterns
 from parm.data.dataset import Dataset
-from parm.runs import CoderRun
+from parm.models import load_checkpoint
+from parm.runs import CoderRun, JointRun
 from parm.training.coded import CodedTrainConfig, CodedTraining, choose_loss
 from parm.training.loop import Step, fit
+from parm.training.parity import build_parity_models, parity_cards
 from parm.training.report import TrainResult
 
 
@@ -46,6 +49,7 @@ class CoderTrainConfig(CodedTrainConfig):
 
     epochs: int = 20
     loss: str = "ce"
+    joint: bool = False  # paper section VI-C: parity models (from F's weights) learned with the encoder and decoder
 
 
 def train_coder(
@@ -70,12 +74,21 @@ def train_coder(
     f = coded.base.model
     patterns = erasure_patterns(code.k, code.r, parities_may_fail=True).to(coded.device)  # (P, k + r)
     lost = ~patterns[:, : code.k]  # (P, k): the originals each pattern loses
-    labels = dataset.train.y.to(coded.device)
-    run = coded.create_run(CoderRun)
+    labels = coded.train_y
+    parity_models = build_parity_models(f, coded.base.card, code.r) if config.joint else None
+    module: nn.Module = code if parity_models is None else nn.ModuleDict({"code": code, "parity": parity_models})
+    coded.compute.place(module)
+    run = coded.create_run(JointRun, joint=True) if parity_models is not None else coded.create_run(CoderRun)
+
+    def run_parities(parities: torch.Tensor) -> torch.Tensor:
+        """(b, r, m): F on the (b, r) parities in one call, or parity model j on parity j (joint)."""
+        if parity_models is None:
+            return f(parities.flatten(0, 1)).view(len(parities), code.r, -1)
+        return torch.stack([model(parities[:, j]) for j, model in enumerate(parity_models)], dim=1)
 
     def step(index: torch.Tensor, x: torch.Tensor) -> Step:
         """Decode every pattern of every group at once; score the rebuilt lost originals."""
-        parity_out = f(code.encode(x).flatten(0, 1)).view(len(index), code.r, -1)  # F on the (b, r) parities
+        parity_out = run_parities(code.encode(x))
         base_out = coded.train_outputs[index]  # (b, k, m)
         every_pattern = code.decoder_input(torch.cat([base_out, parity_out], dim=1).unsqueeze(1), patterns)
         rebuilt = code.decoder(every_pattern)[:, lost]  # (b, lost positions, m)
@@ -83,8 +96,21 @@ def train_coder(
         truth = labels[index].unsqueeze(1).expand(-1, len(patterns), -1)[:, lost]
         return Step(criterion(rebuilt, targets, truth), len(index))
 
-    trainee = coded.trainee(code, step, [f] * code.r, save_best=lambda: run.save_code(code),
-                            load_best=lambda: load_model(code, str(run.code_weights)))
+    served = [f] * code.r if parity_models is None else list(parity_models)  # what the parity instances run
+    cards = parity_cards(coded)
+
+    def save_best() -> None:
+        run.save_code(code)
+        for j, model in enumerate(parity_models or ()):
+            run.save_parity_model(j, model, cards[j])  # type: ignore[union-attr]
+
+    def load_best() -> None:
+        load_model(code, str(run.code_weights))
+        for j, model in enumerate(parity_models or ()):
+            load_checkpoint(run.parity_checkpoint(j), model)
+
+    trainee = coded.trainee(module, step, served, save_best=save_best, load_best=load_best)
     outcome = fit(trainee, run.path, config, compute=coded.compute, resume=resume)
-    title = f"learned code ({code.encoder_name} encoder, k={code.k}, r={code.r}, {config.loss} loss)"
-    return coded.finish(title, outcome, [f] * code.r)
+    title = (f"{'jointly ' if config.joint else ''}learned code ({code.encoder_name} encoder, k={code.k}, r={code.r}, "
+             f"{config.loss} loss{', parity models' if config.joint else ''})")
+    return coded.finish(title, outcome, served)

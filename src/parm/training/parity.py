@@ -56,6 +56,14 @@ def build_parity_models(
     return models
 
 
+def parity_cards(coded: CodedTraining, architecture: str | None = None) -> list[ModelCard]:
+    """The cards of a run's r parity models: the base model's shapes and classes, their role and index."""
+    base, dataset, code = coded.base, coded.dataset, coded.code
+    extra = {"role": "parity", "code": code.spec(), "base": str(base.run.weights), "dataset_args": dataset.load_args}
+    return [ModelCard(architecture or base.card.model, base.card.input_shape, base.card.classes, dataset.name,
+                      dataset.split_seed, base.card.preprocess, {**extra, "index": j}) for j in range(code.r)]
+
+
 def train_parity(
     base_path: str | Path,
     dataset: Dataset,
@@ -80,9 +88,7 @@ def train_parity(
     base = coded.base
     models = build_parity_models(base.model, base.card, code.r, architecture=architecture, init=config.init)
     coded.compute.place(models)
-    extra = {"role": "parity", "code": code.spec(), "base": str(base.run.weights), "dataset_args": dataset.load_args}
-    cards = [ModelCard(architecture or base.card.model, base.card.input_shape, base.card.classes, dataset.name,
-                       dataset.split_seed, base.card.preprocess, {**extra, "index": j}) for j in range(code.r)]
+    cards = parity_cards(coded, architecture)
     run = coded.create_run(ParityRun)
 
     patterns = erasure_patterns(code.k, code.r).to(coded.device)
