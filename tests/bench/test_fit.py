@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parm.bench.fit import SEED_OFFSET, RunTrace, fit_profile, fitted_scenario, load_traces, save_traces, touched
+from parm.bench.fit import (SEED_OFFSET, RunTrace, fit_profile, fitted_scenario, load_traces, save_traces,
+                            shared_level, touched)
 from parm.bench.report import AT_FRONTEND
 from parm.bench.scenario import Scenario, ScenarioError
 from parm.bench.simulator import simulate
@@ -43,20 +44,32 @@ def synthetic_trace(rng: np.random.Generator, idle_ms: float, busy_ms: float, ov
                     np.array([[1.0, 6.0, 0, 1, 500.0]]))
 
 
-def test_the_fit_learns_each_modes_idle_and_busy_delays_the_client_cost_and_the_goodput() -> None:
+def test_the_fit_learns_each_modes_delays_the_client_cost_and_the_goodput() -> None:
     rng = np.random.default_rng(0)
-    profile = fit_profile(TESTBED, {"parm": [synthetic_trace(rng, 1.0, 5.0, 0.5)],
-                                    "none": [synthetic_trace(rng, 0.25, 3.0, 0.125)]})
+    profile = fit_profile(TESTBED, {"parm": [synthetic_trace(rng, 1.0, 1.0, 0.5)],
+                                    "none": [synthetic_trace(rng, 0.25, 0.25, 0.125)]})
     parm, none = profile["modes"]["parm"], profile["modes"]["none"]
-    for entry, idle, busy, overhead in ((parm, 1.0, 5.0, 0.5), (none, 0.25, 3.0, 0.125)):
-        for kind, ms in (("idle", idle), ("busy", busy)):
-            quantiles = entry["call_delay"][kind]["quantiles_ms"]
-            assert min(quantiles.values()) == pytest.approx(ms) and max(quantiles.values()) == pytest.approx(ms)
+    for entry, delay, overhead in ((parm, 1.0, 0.5), (none, 0.25, 0.125)):
+        # every call delayed alike: all of it is the shared level, nothing is a call's own
+        assert entry["call_delay"]["episodes_ms"] == pytest.approx([delay] * len(entry["call_delay"]["episodes_ms"]))
+        for kind in ("idle", "busy"):
+            assert max(map(abs, entry["call_delay"][kind]["quantiles_ms"].values())) == pytest.approx(0, abs=1e-9)
         assert entry["batches"]["1"]["quantiles_ms"]["0.999"] == pytest.approx(overhead)
         # half the hosts, half the time, after the warm-up's tenth of the calls (the first second: none busy)
         assert entry["busy_share"] == pytest.approx(0.25 / 0.9, abs=0.02)
     assert profile["shuffle_mb_s"] == pytest.approx(100.0) and profile["hosts"] == 4
     assert profile["batches"] == none["batches"]
+
+
+def test_a_stall_is_learned_as_a_shared_episode_and_a_slow_host_as_its_calls_own_delay() -> None:
+    starts = np.arange(0, 10, 0.002)  # a call every 2 ms
+    delays = np.where((starts >= 3) & (starts < 3.2), 0.05, 0.001)  # everything stalls 50 ms for 200 ms
+    level, at_call = shared_level(starts, delays)
+    assert level[int(3.05 / 0.005)] == pytest.approx(0.05) and level[int(5 / 0.005)] == pytest.approx(0.001)
+    assert np.isclose(level, 0.05).sum() == pytest.approx(200 / 5, abs=2)
+    slow_host = delays + np.where(np.arange(len(starts)) % 4 == 0, 0.004, 0.0)  # one call in four: 4 ms more
+    level, at_call = shared_level(starts, slow_host)
+    assert np.median(level) == pytest.approx(0.001) and np.median((slow_host - at_call)[::4]) == pytest.approx(0.004)
 
 
 def test_a_fit_needs_a_testbed_scenario_with_a_constant_service_time() -> None:
@@ -73,6 +86,18 @@ def test_an_instance_clock_adds_the_busy_delay_while_its_host_is_touched_and_the
     assert [clock.service_time(1, t) for t in (0.5, 1.5, 2.5)] == pytest.approx([0.003, 0.006, 0.003])
     other = InstanceClock(CONSTANT, schedule, instance=6, seed=0, row=1, delay=delay)
     assert other.service_time(1, 1.5) == pytest.approx(0.003)
+
+
+def test_shared_episodes_delay_every_instance_at_once_and_are_laid_out_in_whole_blocks() -> None:
+    episodes = tuple([0.0] * 100 + [0.02] * 100)  # 1 s of nothing, then 1 s of a 20 ms stall, every 5 ms
+    none = ServiceTime("constant", mean_s=0.0)
+    delay = CallDelay(none, none, episodes=episodes, step_s=0.005, block_s=1.0).arranged(np.random.default_rng(0), 10)
+    assert len(delay.shared) >= 2000 and set(delay.shared) == {0.0, 0.02}
+    windows = {tuple(episodes[start:start + 200]) for start in range(len(episodes) - 199)}
+    assert all(tuple(block) in windows for block in np.array(delay.shared[:2000]).reshape(-1, 200).tolist())
+    clocks = [InstanceClock(CONSTANT, ShuffleSchedule.none(2), i, 0, delay=delay) for i in range(2)]
+    t = next(i * 0.005 for i, level in enumerate(delay.shared) if level == 0.02) + 0.001
+    assert [clock.service_time(1, t) for clock in clocks] == pytest.approx([0.022, 0.022])
 
 
 def test_a_fitted_simulation_draws_from_the_laws_with_streams_of_its_own() -> None:

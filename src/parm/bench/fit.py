@@ -4,7 +4,8 @@ A testbed run with a constant emulated service time S records every answered cal
 every shuffle's transfer. What a call took beyond S is what the cluster added to it: the links and their queues,
 and the CPU that the frontend, the instances, the load generator and the shuffles share. `fit_profile` learns the
 law of that delay per mode, apart for calls that start while a shuffle touches the instance's host and calls that
-start while none does; beside it, the client's cost on top of the frontend's latency, and the shuffles' goodput.
+start while none does, around a shared level that delays every call of a moment together (a stalled frontend, a
+busy CPU); beside them, the client's cost on top of the frontend's latency, and the shuffles' goodput.
 `fitted_scenario` turns another scenario of the same cluster (another load, k, shuffle count) into a simulation
 that draws from those laws with random streams of its own: a model, validated only on scenarios it was not fitted on.
 """
@@ -27,6 +28,9 @@ from parm.workload.shuffles import ShuffleConfig
 # A fitted simulation's seed is the scenario's plus this, so that none of its random streams (arrivals, shuffle pairs
 # and sizes, service times) is one the measured runs drew from.
 SEED_OFFSET = 1_000_003
+# The shared level is the median delay of each call's 9 nearest calls (about 20 ms of calls at 270 queries/s), kept
+# per 5 ms; a simulation lays the measured level out in blocks of 1 s (longer than the episodes seen, so they stay whole).
+SHARED_NEIGHBOURS, EPISODE_STEP_S, EPISODE_BLOCK_S = 9, 0.005, 1.0
 # Quantile levels of each fitted law: dense in the tail, where p99.9 is decided.
 FIT_LEVELS = tuple(sorted({*np.round(np.linspace(0, 0.99, 100), 6), *np.round(np.linspace(0.99, 1, 101), 6)}))
 
@@ -85,31 +89,52 @@ def fit_profile(scenario: Scenario, traces: dict[str, Sequence[RunTrace]]) -> di
     modes, transferred, seconds = {}, 0.0, 0.0
     for mode, runs in traces.items():
         delays: dict[str, list[np.ndarray]] = {"idle": [], "busy": []}
-        overheads = []
+        overheads, episodes = [], []
         for trace in runs:
             calls = trace.calls[np.argsort(trace.calls[:, 0])]
             calls = calls[int(len(calls) * scenario.warmup / (scenario.warmup + scenario.queries)):]  # warm-up out
             busy = touched(calls[:, 0], calls[:, 2].astype(int) % hosts, trace.transfers)
             delay = np.clip(calls[:, 1] - service_s, 0, None)
-            delays["idle"].append(delay[~busy])
-            delays["busy"].append(delay[busy])
+            level, at_call = shared_level(calls[:, 0], delay)
+            episodes.append(level)
+            spread = delay - at_call  # each call's own part, around the moment's shared level
+            delays["idle"].append(spread[~busy])
+            delays["busy"].append(spread[busy])
             overheads.append(np.clip(trace.client - trace.frontend, 0, None)[np.isfinite(trace.frontend)])
             if len(trace.transfers):
                 transferred += float(trace.transfers[:, 4].sum())
                 seconds += float((trace.transfers[:, 1] - trace.transfers[:, 0]).sum())
         idle, busy_delays = np.concatenate(delays["idle"]), np.concatenate(delays["busy"])
         modes[mode] = {"batches": {"1": _law(np.concatenate(overheads))},
-                       "call_delay": {"idle": _law(idle), "busy": _law(busy_delays)},
+                       "call_delay": {"idle": _law(idle), "busy": _law(busy_delays),
+                                      "episodes_ms": np.round(np.concatenate(episodes) * 1000, 3).tolist()},
                        "busy_share": float(len(busy_delays) / max(len(idle) + len(busy_delays), 1))}
     return {
         "what": "laws learned from a testbed run (ms): per mode, 'batches' is the client's latency beyond the "
-                "frontend's, 'call_delay' a call's time at the frontend beyond the constant service time, while a "
-                "shuffle touches the instance's host (busy) and while none does (idle)",
+                "frontend's; 'call_delay' splits a call's time at the frontend beyond the constant service time into "
+                "the shared level of its moment ('episodes_ms', every 5 ms) and its own part, while a shuffle touches "
+                "the instance's host (busy) and while none does (idle)",
         "scenario": scenario.name, "hosts": hosts, "rate": scenario.rate, "query_size": scenario.query_size,
         "link": vars(scenario.testbed.link), "service_ms": service_s * 1000,
         "shuffle_mb_s": transferred / seconds if seconds else None,
         "batches": modes.get("none", next(iter(modes.values())))["batches"], "modes": modes,
     }
+
+
+def shared_level(starts: np.ndarray, delays: np.ndarray, *, neighbours: int = SHARED_NEIGHBOURS,
+                 step_s: float = EPISODE_STEP_S) -> tuple[np.ndarray, np.ndarray]:
+    """The cluster-wide delay level over time: the median delay of each call's ``neighbours`` nearest calls in start
+    order, averaged per ``step_s`` bin (an empty bin keeps the level before it). Returns (level per bin, the level
+    at each call); calls sorted by start."""
+    half = neighbours // 2
+    around = np.lib.stride_tricks.sliding_window_view(np.pad(delays, half, mode="edge"), 2 * half + 1)
+    median = np.median(around, axis=1)
+    bins = ((starts - starts[0]) / step_s).astype(int)
+    count = np.bincount(bins)
+    level = np.bincount(bins, weights=median) / np.maximum(count, 1)
+    filled = np.maximum.accumulate(np.where(count > 0, np.arange(len(count)), 0))  # last bin with calls
+    level = level[filled]
+    return level, level[bins]
 
 
 def _law(values_s: np.ndarray) -> dict[str, Any]:
@@ -145,8 +170,13 @@ def fitted_scenario(scenario: Scenario, profile: dict[str, Any] | str | Path) ->
                    seed=scenario.seed + SEED_OFFSET,
                    frontend={ANY_MODE: ServiceTime("constant", mean_s=0.0),
                              **{mode: _service(law["batches"]["1"]) for mode, law in laws.items()}},
-                   call_delay={mode: CallDelay(_service(law["call_delay"]["idle"]), _service(law["call_delay"]["busy"]))
-                               for mode, law in laws.items()})
+                   call_delay={mode: _call_delay(law["call_delay"]) for mode, law in laws.items()})
+
+
+def _call_delay(law: dict[str, Any]) -> CallDelay:
+    return CallDelay(_service(law["idle"]), _service(law["busy"]),
+                     episodes=tuple(ms / 1000 for ms in law.get("episodes_ms", ())), step_s=EPISODE_STEP_S,
+                     block_s=EPISODE_BLOCK_S)
 
 
 def _service(law: dict[str, Any]) -> ServiceTime:

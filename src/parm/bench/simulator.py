@@ -26,7 +26,7 @@ from parm.serving.core.pools import plan_pools
 from parm.workload.arrivals import arrival_times
 from parm.workload.emulation import InstanceClock
 from parm.workload.faults import Fault, fault_times
-from parm.workload.service_time import FRONTEND_STREAM, stream_rng
+from parm.workload.service_time import EPISODE_STREAM, FRONTEND_STREAM, stream_rng
 from parm.workload.shuffles import ShuffleSchedule
 
 SHUFFLE_SLACK_S = 10.0  # shuffles are drawn this far beyond the last arrival, for the calls still queued
@@ -115,7 +115,8 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
     chunk = min(8192, 16 + math.ceil(1.1 * total * tasks_per_query / instances))  # about one chunk per instance
     hosts = scenario.hosts or instances
     schedule = draw_shuffles(scenario, hosts, last_arrival + SHUFFLE_SLACK_S)
-    delay = None if scenario.call_delay is None else scenario.call_delay[mode]
+    delay = None if scenario.call_delay is None else scenario.call_delay[mode].arranged(
+        stream_rng(scenario.seed, EPISODE_STREAM), last_arrival + SHUFFLE_SLACK_S)
     clocks = [InstanceClock(scenario.service, schedule, i, scenario.seed, chunk=chunk, row=i % hosts, delay=delay)
               for i in range(instances)]
     failures = fault_times(scenario.faults, instances, last_arrival, scenario.seed)

@@ -43,6 +43,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     fit.add_argument("--report", type=Path, help="folder for the run's latency report and trace.npz "
                      "(default: runs/testbed-fit/<scenario name>)")
     fit.add_argument("--queries", type=int, help="measured queries per mode (default: the scenario's)")
+    fit.add_argument("--from-trace", type=Path, metavar="TRACE.npz",
+                     help="fit from the trace.npz of an earlier run of the same scenario instead of running it")
     fit.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -50,6 +52,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from parm.testbed import sandbox
 
+    if args.action == "fit" and args.from_trace is not None:
+        return run_fit(args)  # a computation on a saved trace: no testbed needed
     if not sandbox.inside():
         reason = sandbox.unavailable()
         if reason is not None:
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from parm.bench.fit import fit_profile, save_traces
+    from parm.bench.fit import fit_profile, load_traces, save_traces
     from parm.bench.report import write_report
     from parm.bench.scenario import load_scenario
     from parm.serving.runtime.logs import configure_logging
@@ -78,20 +82,23 @@ def run_fit(args: argparse.Namespace) -> int:
 
     configure_logging("text", "warning")
     scenario = load_scenario(args.scenario, queries=args.queries)
-    runs = bench_on_testbed(scenario, progress=not args.no_progress)
-    traces: dict[str, list] = {}
-    for run in runs:
-        traces.setdefault(run.mode, []).append(run.trace)
-    profile = fit_profile(scenario, traces)
     report = args.report or Path("runs/testbed-fit") / scenario.name
-    write_report(runs, report, title=f"parm testbed fit: {scenario.name}")
-    save_traces(traces, report / "trace.npz")
+    if args.from_trace is not None:
+        traces = load_traces(args.from_trace)
+    else:
+        runs = bench_on_testbed(scenario, progress=not args.no_progress)
+        traces = {}
+        for run in runs:
+            traces.setdefault(run.mode, []).append(run.trace)
+        write_report(runs, report, title=f"parm testbed fit: {scenario.name}")
+        save_traces(traces, report / "trace.npz")
+    profile = fit_profile(scenario, traces)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(profile, indent=1) + "\n")
     for mode, entry in profile["modes"].items():
         idle, busy = (entry["call_delay"][kind]["quantiles_ms"] for kind in ("idle", "busy"))
         print(f"{mode}: call delay idle p50 {idle['0.5']:.2f} / p99.9 {idle['0.999']:.2f} ms, busy p50 "
               f"{busy['0.5']:.2f} / p99.9 {busy['0.999']:.2f} ms ({entry['busy_share']:.0%} of calls busy)")
-    print(f"shuffle goodput {profile['shuffle_mb_s'] or 0:.0f} MB/s; profile written to {args.out}, report and trace "
-          f"to {report}/")
+    print(f"shuffle goodput {profile['shuffle_mb_s'] or 0:.0f} MB/s; profile written to {args.out}"
+          + ("" if args.from_trace else f", report and trace to {report}/"))
     return 0

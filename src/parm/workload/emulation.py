@@ -9,7 +9,7 @@ simulator on its virtual clock: the same object, so the same seed gives the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,12 +22,38 @@ CHUNK = 1024
 
 @dataclass(frozen=True)
 class CallDelay:
-    """What a real cluster adds to each call's service time (its links, queues and CPU contention), as two laws
-    learned from a testbed run (`parm.bench.fit`): one for calls that start while a shuffle touches the instance's
-    host, one for the others. The simulator's alternative to a slowdown factor."""
+    """What a real cluster adds to each call's service time (its links, queues and CPU contention), learned from a
+    testbed run (`parm.bench.fit`): the simulator's alternative to a slowdown factor.
+
+    A call starting at t is delayed by ``shared(t)``, the cluster-wide level of that moment (a stalled frontend or a
+    busy CPU delays every call in flight together), plus its own draw: from ``busy`` while a shuffle touches the
+    instance's host, else from ``idle`` (the spread around the shared level; the sum is floored at 0).
+    ``episodes`` is the measured shared level (s) every ``step_s``; `arranged` cuts it into blocks and lays them out
+    in a seeded random order over a run, so the simulation meets the measured episodes, not the measured timeline.
+    """
 
     idle: ServiceTime
     busy: ServiceTime
+    episodes: tuple[float, ...] = ()
+    step_s: float = 0.005
+    block_s: float = 1.0
+    shared: tuple[float, ...] = ()  # this run's arrangement of the episodes (from `arranged`)
+
+    def arranged(self, rng: np.random.Generator, horizon_s: float) -> CallDelay:
+        """This delay with the episodes laid out over ``horizon_s``: whole blocks drawn with replacement."""
+        if not self.episodes:
+            return self
+        block = max(1, round(self.block_s / self.step_s))
+        series = np.asarray(self.episodes)
+        starts = np.arange(0, max(len(series) - block, 0) + 1)
+        count = int(np.ceil(horizon_s / self.step_s / block))
+        picks = rng.choice(starts, size=count)
+        layout = np.concatenate([series[start:start + block] for start in picks])
+        return replace(self, shared=tuple(layout.tolist()))
+
+    def shared_at(self, at: float) -> float:
+        i = int(at / self.step_s)
+        return self.shared[i] if 0 <= i < len(self.shared) else 0.0
 
 
 class InstanceClock:
@@ -57,7 +83,7 @@ class InstanceClock:
         if self.slowed:
             service *= self.schedule.factor(self.row, at, self._coin)
         if self.delay is not None:
-            service += self._delay(self.schedule.touched(self.row, at))
+            service += max(0.0, self.delay.shared_at(at) + self._delay(self.schedule.touched(self.row, at)))
         return service
 
     def _delay(self, busy: bool) -> float:

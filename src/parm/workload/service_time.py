@@ -17,7 +17,7 @@ import numpy as np
 DISTRIBUTIONS = ("profile", "exponential", "constant")
 # Independent random streams spawned from a scenario's seed (arrivals and shuffles use the seed itself).
 # Not default_rng([seed, i]): numpy pads short seeds with zeros, so [seed, 0] would be the arrivals' stream.
-SERVICE_STREAM, FAULT_STREAM, SLOWDOWN_STREAM, FRONTEND_STREAM, DELAY_STREAM = 1, 2, 3, 4, 5
+SERVICE_STREAM, FAULT_STREAM, SLOWDOWN_STREAM, FRONTEND_STREAM, DELAY_STREAM, EPISODE_STREAM = 1, 2, 3, 4, 5, 6
 
 
 def stream_rng(seed: int, *key: int) -> np.random.Generator:
