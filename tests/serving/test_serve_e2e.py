@@ -151,3 +151,27 @@ def test_no_input_from_one_client_changes_another_clients_answer(tmp_path: Path,
         else:
             assert status == 400 and output is None
     assert sum(status == 200 for status, _ in answers) >= len(valid)
+
+
+@pytest.mark.parametrize("kind", ["noise", "stale"])
+def test_a_byzantine_instance_is_found_by_verify_and_every_answer_is_right(tmp_path: Path, kind: str) -> None:
+    """r = 2 and exact parity models: base instance 0 answers wrong (noise, or its previous query's output); with
+    --verify every answer still equals F(x), those of instance 0 rebuilt, and /metrics counts the wrong outputs."""
+    run, base = affine_run(tmp_path, k=2, r=2)
+    options = ServeOptions(instances=2, coding=CoordinatorConfig(group_wait=0.001, verify=1e-3, verify_wait=10.0),
+                           wrong={0: kind})
+    rng = np.random.default_rng(1)
+    with serving(run, options, processes=1) as (address, _, frontend):
+        client = triton.InferenceServerClient(address)
+        kinds = []
+        for _ in range(12):
+            x = rng.random(size=(2, *INPUT_SHAPE)).astype(np.float32)  # one request, one coding group
+            output, answer = infer(client, x)
+            np.testing.assert_allclose(output, expected(base, x), rtol=1e-4, atol=1e-4)
+            kinds += answer.split(",")  # one kind per query of the request
+        located = frontend.coordinator.wrong_outputs["located"]
+        assert located == 12 and kinds.count(RECONSTRUCTED) == 12  # every group had instance 0's wrong output
+        metrics = http.client.HTTPConnection(address)
+        metrics.request("GET", "/metrics")
+        text = metrics.getresponse().read().decode()
+        assert f'parm_wrong_outputs_total{{found="located"}} {float(located)}' in text

@@ -46,6 +46,8 @@ class ReplayReport:
     offline_degraded_accuracy: float | None = None
     options: dict = field(default_factory=dict)
     instance_recoveries: int = 0
+    wrong_outputs: dict[str, int] | None = None  # with --verify: groups with one wrong output found, or more
+    offline_one_lost_accuracy: float | None = None  # offline A_d with one original lost (what a rebuilt wrong one is)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -57,6 +59,11 @@ class ReplayReport:
             rows.append(f"| {kind} | {self.counts[kind]} | {'-' if accuracy is None else f'{accuracy:.2%}'} |")
         if self.offline_degraded_accuracy is not None:
             rows.append(f"| offline A_d (`parm evaluate`) | | {self.offline_degraded_accuracy:.2%} |")
+        if self.offline_one_lost_accuracy not in (None, self.offline_degraded_accuracy):
+            rows.append(f"| offline A_d, one original lost | | {self.offline_one_lost_accuracy:.2%} |")
+        if self.wrong_outputs is not None:
+            rows.append(f"| wrong outputs found (--verify) | {self.wrong_outputs['located']} located, "
+                        f"{self.wrong_outputs['unresolved']} unresolved | |")
         return "\n".join(rows)
 
 
@@ -117,8 +124,10 @@ def replay(
         if kill is not None:  # the load may end before the crashed instance is back: its return is part of the report
             served.await_recoveries(1, RECOVERY_TIMEOUT_S)
         failures, recoveries = served.instance_failures(), served.instance_recoveries()
+        coordinator = served.frontend.coordinator
+        wrong = dict(coordinator.wrong_outputs) if coordinator.verifying else None
     bar.close()
-    return _report(source, options, results, labels, kill, failures, recoveries, backend)
+    return replace(_report(source, options, results, labels, kill, failures, recoveries, backend), wrong_outputs=wrong)
 
 
 def _report(source: Path, options: ServeOptions, results: list[tuple[int, str]], labels: np.ndarray,
@@ -129,9 +138,10 @@ def _report(source: Path, options: ServeOptions, results: list[tuple[int, str]],
     accuracy = {kind: float((predicted[kinds == kind] == labels[kinds == kind]).mean()) if counts[kind] else None
                 for kind in ANSWER_KINDS}
     evaluation = source / "evaluation" / "evaluation.json"  # written by `parm evaluate`
-    offline = json.loads(evaluation.read_text())[0]["degraded_accuracy"] if evaluation.is_file() else None
-    settings = {k: v for k, v in asdict(options).items() if k not in ("delays", "pool_sizes")}
+    offline = json.loads(evaluation.read_text())[0] if evaluation.is_file() else None
+    settings = {k: v for k, v in asdict(options).items() if k not in ("delays", "wrong", "pool_sizes")}
     return ReplayReport(str(source), options.mode, len(labels), len(results), counts, accuracy,
-                        kill[0] if kill else None, failures, offline,
-                        settings | {"delays": dict(options.delays), "backend": backend}, recoveries)
+                        kill[0] if kill else None, failures, offline and offline["degraded_accuracy"],
+                        settings | {"delays": dict(options.delays), "wrong": dict(options.wrong), "backend": backend},
+                        recoveries, offline_one_lost_accuracy=offline and offline["by_lost"][0]["accuracy"])
 

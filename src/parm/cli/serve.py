@@ -95,9 +95,20 @@ def add_deployment_options(parser: argparse.ArgumentParser, *, batch_size: int =
                         help="answer with the default prediction after this long (default: no deadline)")
     parser.add_argument("--hedge-after-ms", type=float, default=20.0,
                         help="--mode hedged: send a backup request after this long (default: %(default)s)")
+    parser.add_argument("--verify", type=float, metavar="TOLERANCE",
+                        help="check each coding group's k + r outputs against each other and rebuild one wrong "
+                        "(Byzantine) output from the rest; a group counts as consistent while its syndrome is within "
+                        "TOLERANCE of its outputs' norm (e.g. 0.05). Needs a linear or Berrut run with r >= 2; "
+                        "queries then wait for their whole group, up to --verify-wait-ms (default: off)")
+    parser.add_argument("--verify-wait-ms", type=float, default=100.0,
+                        help="--verify: answer a group still short of outputs this long after its parities left as "
+                        "without --verify (default: %(default)s)")
     parser.add_argument("--default-class", type=int, default=0, help="class of the default prediction (default: %(default)s)")
     parser.add_argument("--slow", action="append", default=[], metavar="INSTANCE=MS",
                         help="emulate a straggler: instance INSTANCE holds each answer MS longer (repeatable)")
+    parser.add_argument("--byzantine", action="append", default=[], metavar="INSTANCE=KIND",
+                        help="emulate a wrong (Byzantine) instance: INSTANCE answers with noise added to its outputs "
+                        "(KIND noise) or with its previous call's outputs (KIND stale); repeatable")
     parser.add_argument("--noop", action="store_true",
                         help="instances return zeros without running a model (to measure the frontend's own overhead)")
     parser.add_argument("--name", help="model name in URLs (default: DATASET-MODEL of the base checkpoint)")
@@ -127,12 +138,29 @@ def parse_delays(items: list[str]) -> dict[int, float]:
     return delays
 
 
+def parse_wrong(items: list[str]) -> dict[int, str]:
+    """``["0=noise"]`` -> ``{0: "noise"}``: the Byzantine instances and how they answer."""
+    from parm.serving.instance import WRONG_KINDS
+
+    wrong = {}
+    for item in items:
+        instance, sep, kind = item.partition("=")
+        require(bool(sep) and instance.strip().isdigit() and kind in WRONG_KINDS,
+                f"--byzantine takes INSTANCE=KIND with KIND one of {', '.join(WRONG_KINDS)}, e.g. --byzantine 0=noise, "
+                f"got {item!r}")
+        wrong[int(instance)] = kind
+    return wrong
+
+
 def check_deployment_options(args: argparse.Namespace) -> None:
     """The options of `add_deployment_options` that no deployment can take, each refused naming its flag."""
     for flag, value in (("--instances", args.instances), ("--k", args.k), ("--r", args.r),
                         ("--batch-size", args.batch_size)):
         require(value >= 1, f"{flag} must be at least 1, got {value}")
-    for flag, value in (("--group-wait-ms", args.group_wait_ms), ("--hedge-after-ms", args.hedge_after_ms)):
+    require(args.verify is None or args.verify > 0, f"--verify takes a tolerance more than 0, e.g. --verify 0.05, "
+                                                    f"got {args.verify}")
+    for flag, value in (("--group-wait-ms", args.group_wait_ms), ("--hedge-after-ms", args.hedge_after_ms),
+                        ("--verify-wait-ms", args.verify_wait_ms)):
         require(value >= 0, f"{flag} must be 0 or more milliseconds, got {value}")  # NaN fails too
     require(args.deadline_ms is None or args.deadline_ms > 0,
             f"--deadline-ms must be more than 0 milliseconds (or left out: no deadline), got {args.deadline_ms}")
@@ -191,9 +219,11 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
     coding = CoordinatorConfig(
         k=args.k, r=args.r, batch_size=args.batch_size, batching=args.batching, group_wait=args.group_wait_ms * ms,
         deadline=args.deadline_ms * ms if args.deadline_ms is not None else None, hedge_after=args.hedge_after_ms * ms,
+        verify=args.verify, verify_wait=args.verify_wait_ms * ms,
     )
     return ServeOptions(mode=args.mode, instances=args.instances, coding=coding, default_class=args.default_class,
-                        noop=args.noop, delays=parse_delays(args.slow), name=args.name, out_of_range=args.out_of_range)
+                        noop=args.noop, delays=parse_delays(args.slow), wrong=parse_wrong(args.byzantine), name=args.name,
+                        out_of_range=args.out_of_range)
 
 
 def run(args: argparse.Namespace) -> NoReturn:

@@ -20,6 +20,8 @@ from parm.models import load_checkpoint
 from parm.serving.core.pools import Pool
 from parm.workload.emulation import Emulation
 
+WRONG_KINDS = ("noise", "stale")
+
 
 @dataclass(frozen=True)
 class InstanceSpec:
@@ -27,7 +29,9 @@ class InstanceSpec:
 
     ``delay_s`` is added to every call; ``emulation`` holds each answer to an emulated service time instead
     of the time the computation took; ``shuffle_endpoint`` runs a loopback endpoint for real background
-    shuffles (`parm.workload.shuffle_traffic`, local backend only).
+    shuffles (`parm.workload.shuffle_traffic`, local backend only); ``wrong`` makes a Byzantine instance, whose
+    answers are wrong, not slow (`WRONG_KINDS`: its outputs plus noise of their own size, or the outputs of its
+    previous call, another query's).
     """
 
     id: int
@@ -38,6 +42,11 @@ class InstanceSpec:
     emulation: Emulation | None = None
     shuffle_endpoint: bool = False
     threads: int = 1
+    wrong: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.wrong is not None and self.wrong not in WRONG_KINDS:
+            raise ValueError(f"instance {self.id}: wrong answers are one of {', '.join(WRONG_KINDS)}, got {self.wrong!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (it crosses to worker processes and Ray actors as JSON, never pickled)."""
@@ -62,6 +71,8 @@ class ModelInstance:
         if self.model is None and not spec.output_shape:
             raise ValueError(f"instance {spec.id}: a no-op instance (no checkpoint) needs an output_shape")
         self.clock = spec.emulation.clock(spec.id) if spec.emulation is not None else None
+        self._noise = np.random.default_rng(spec.id)  # a Byzantine instance's own seeded noise
+        self._previous: np.ndarray | None = None
 
     @torch.inference_mode()
     def compute(self, inputs: np.ndarray) -> tuple[np.ndarray, float]:
@@ -72,10 +83,22 @@ class ModelInstance:
             outputs = np.zeros((len(inputs), *self.spec.output_shape), dtype=np.float32)
         else:
             outputs = self.model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
+        if self.spec.wrong is not None:
+            outputs = self._wrong(outputs)
         service = 0.0
         if self.clock is not None:
             service = self.clock.service_time(len(inputs), started_wall - self.spec.emulation.epoch)
         return outputs, start + max(service, time.perf_counter() - start) + self.spec.delay_s
+
+    def _wrong(self, outputs: np.ndarray) -> np.ndarray:
+        """A Byzantine instance's answer: ``noise`` adds Gaussian noise of the outputs' RMS; ``stale`` returns its
+        previous call's outputs (rows cycled to this batch's size; zeros on its first call)."""
+        if self.spec.wrong == "noise":
+            scale = float(np.sqrt(np.mean(outputs ** 2))) or 1.0
+            return (outputs + self._noise.normal(0.0, scale, outputs.shape)).astype(outputs.dtype)
+        previous = self._previous if self._previous is not None else np.zeros_like(outputs)
+        self._previous = outputs
+        return np.resize(previous, outputs.shape)
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         """`compute`, then wait until the outputs are due (for callers that serve one call at a time)."""

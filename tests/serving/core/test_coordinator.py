@@ -302,3 +302,61 @@ def test_a_fixed_batch_waits_to_fill_at_most_the_group_wait() -> None:
     assert coordinator.submit(0, x, 0.0) == [] and coordinator.next_timer() == 0.5
     dispatches = coordinator.tick(0.5)
     assert sorted((d.instance, len(d.inputs)) for d in dispatches) == [(0, 1), (2, 1)]  # the short batch, its parity
+
+
+class ByzantineCluster(FakeCluster):
+    """A cluster where ``wrong`` instances answer with every output shifted by 5: wrong, not slow."""
+
+    def __init__(self, coordinator: Coordinator, service: dict[int, float], wrong: set[int]) -> None:
+        super().__init__(coordinator, service)
+        self.wrong = wrong
+
+    def at(self, time: float, kind: str, payload: object) -> None:
+        if kind == "done" and payload[0] in self.wrong:
+            instance, batch, outputs = payload
+            payload = (instance, batch, outputs + 5.0)
+        super().at(time, kind, payload)
+
+
+@pytest.mark.parametrize(("k", "r"), [(2, 2), (3, 2), (4, 3)])
+def test_with_verify_a_wrong_base_instance_is_found_and_its_queries_rebuilt_exactly(k: int, r: int) -> None:
+    coordinator, pools = make(k, r, group_wait=10.0, verify=1e-4, verify_wait=10.0)
+    cluster = ByzantineCluster(coordinator, dict.fromkeys(itertools.chain(*pools.values()), 0.5), wrong={0})
+    inputs = queries(cluster, 40, gap=0.1)  # busy enough that a group's members run on different instances
+    cluster.run()
+    kinds = check_exactly_once(cluster, inputs)  # every answer equals F(x), the wrong instance's included
+    served_by_0 = {q for d in cluster.dispatches if d.instance == 0 for q in inputs
+                   if any(np.array_equal(row, inputs[q]) for row in d.inputs)}
+    assert served_by_0 and all(cluster.answers[q][0].kind == RECONSTRUCTED for q in served_by_0)
+    assert kinds[RECONSTRUCTED] == len(served_by_0)
+    assert coordinator.wrong_outputs == {"located": len(served_by_0), "unresolved": 0}
+
+
+def test_with_verify_a_wrong_parity_instance_is_found_and_every_answer_is_the_original() -> None:
+    coordinator, pools = make(2, 2, group_wait=10.0, verify=1e-4, verify_wait=10.0)
+    cluster = ByzantineCluster(coordinator, dict.fromkeys(itertools.chain(*pools.values()), 0.5),
+                               wrong=set(pools[parity_pool(1)]))
+    inputs = queries(cluster, 20)
+    cluster.run()
+    assert check_exactly_once(cluster, inputs) == {ORIGINAL: 20, RECONSTRUCTED: 0, DEFAULT: 0}
+    assert coordinator.wrong_outputs["located"] == 10  # every group's second parity was wrong
+
+
+def test_with_verify_a_group_short_of_outputs_is_answered_after_verify_wait() -> None:
+    coordinator, pools = make(2, 2, group_wait=10.0, verify=1e-4, verify_wait=3.0)
+    service = dict.fromkeys(itertools.chain(*pools.values()), 0.5)
+    for instance in pools[parity_pool(0)]:
+        service[instance] = 1000.0  # parity 0 never answers in time
+    cluster = FakeCluster(coordinator, service)
+    inputs = queries(cluster, 10, gap=0.2)
+    cluster.run()
+    assert check_exactly_once(cluster, inputs)[ORIGINAL] == 10
+    # answered unchecked 3 s after its group's parities left, when its second member arrived
+    assert [round(cluster.answers[q][0].latency, 6) for q in range(4)] == [3.2, 3.0, 3.2, 3.0]
+
+
+def test_verify_needs_two_parities_and_a_positive_tolerance() -> None:
+    with pytest.raises(ValueError, match="r >= 2"):
+        make(2, 1, verify=0.01)
+    with pytest.raises(ValueError, match="tolerance > 0"):
+        CoordinatorConfig(k=2, r=2, verify=0.0)

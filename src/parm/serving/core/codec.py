@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from parm.codes import Code, MatrixCode
+from parm.codes.byzantine import decode_without_wrong
 
 _FEW_GROUPS = 16  # batches of up to this many groups keep their stacked decoding matrices
 _BATCH_PATTERNS = 4096  # stacked matrices kept for that look-up (k = 2, r = 1: 4 patterns per group, 256 for 4 groups)
@@ -36,6 +37,16 @@ class Codec(ABC):
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         """Original outputs (B, k, m) from outputs (B, k + r, m) and an availability mask (B, k + r)."""
         return self._decode(outputs, available)
+
+    def verify(self, outputs: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+        """Originals decoded without each group's one wrong output (B, k, m), and its slot (B,): -1 for none, k + r
+        for more than one (`parm.codes.byzantine`); float64, as few groups as arrive together."""
+        if not isinstance(self.code, MatrixCode):
+            raise ValueError(f"the {self.code.name} code cannot check its outputs: use a linear or Berrut code with r >= 2")
+        with torch.inference_mode():
+            rebuilt, slots = decode_without_wrong(self.code, torch.from_numpy(outputs.astype(np.float64)),
+                                                  tolerance=tolerance)
+        return rebuilt.numpy().astype(outputs.dtype, copy=False), slots.numpy()
 
     @abstractmethod
     def _encode(self, inputs: np.ndarray) -> np.ndarray: ...

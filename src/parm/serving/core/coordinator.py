@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from parm.serving.core.dispatch import Dispatch, Dispatcher, Task
+from parm.serving.core.groups import Block, Group, Query
 from parm.serving.core.pools import BASE_POOL, Pool, parity_pool
 
 # How a query was answered (the response parameter ``answer``).
@@ -45,6 +46,10 @@ class GroupCodec(Protocol):
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         """Original outputs (B, k, m) from outputs (B, k + r, m) and an availability mask (B, k + r)."""
 
+    def verify(self, outputs: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+        """From every group's k + r outputs: its originals decoded without its one wrong output (B, k, m), and that
+        output's slot (B,): -1 for none, k + r for more than one (`parm.codes.byzantine`)."""
+
 
 BATCHING = ("dynamic", "fixed")
 
@@ -56,6 +61,10 @@ class CoordinatorConfig:
     ``batching`` "dynamic": an idle instance takes up to ``batch_size`` queued tasks (a maximum: nothing waits for a
     batch to fill). "fixed", the paper's: base instances get batches of exactly ``batch_size`` queries (a batch
     waits at most ``group_wait`` to fill), and query i of each of k consecutive batches form coding group i.
+
+    ``verify`` (a tolerance; r >= 2): a group's members are answered once all its k + r outputs are in, checked
+    for one wrong ("Byzantine") output, which is rebuilt from the others; a group still short of outputs
+    ``verify_wait`` after its parities left is answered as without ``verify`` (first output or reconstruction).
     """
 
     k: int = 2
@@ -65,13 +74,17 @@ class CoordinatorConfig:
     deadline: float | None = None
     hedge_after: float | None = None
     batching: str = "dynamic"
+    verify: float | None = None
+    verify_wait: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.verify is not None and not self.verify > 0:
+            raise ValueError(f"verify is a tolerance > 0 (a syndrome's norm, relative to the originals'), got {self.verify}")
         if self.k < 1 or self.r < 1 or self.batch_size < 1:
             raise ValueError(f"k, r and batch_size must be >= 1, got {self.k}, {self.r}, {self.batch_size}")
         if self.batching not in BATCHING:
             raise ValueError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
-        for name in ("group_wait", "deadline", "hedge_after"):
+        for name in ("group_wait", "deadline", "hedge_after", "verify_wait"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0 seconds, got {value}")
@@ -84,43 +97,6 @@ class Answer(NamedTuple):
     output: np.ndarray | None
     kind: str
     latency: float
-
-
-class _Query:
-    __slots__ = ("arrived", "group", "tasks", "answered")
-
-    def __init__(self, arrived: float) -> None:
-        self.arrived = arrived
-        self.group: int | None = None
-        self.tasks: list[Task] = []
-        self.answered = False
-
-
-class _Block:
-    """The coding groups being filled: one group (dynamic batching), or one per batch column (fixed batches)."""
-
-    __slots__ = ("id", "groups", "members", "row")
-
-    def __init__(self, block_id: int, groups: list[int]) -> None:
-        self.id, self.groups, self.members = block_id, groups, 0
-        self.row: list[Task] = []  # the base batch being filled (fixed batches)
-
-
-class _Group:
-    """A coding group: its members, the k + r outputs that arrived, and its parity tasks."""
-
-    __slots__ = ("members", "inputs", "outputs", "arrived", "encoded", "parities", "pending")
-
-    def __init__(self, slots: int) -> None:
-        self.members: list[int] = []
-        self.inputs: list[Any] = []
-        # Each slot's output once in (None until then), as rows: an array is built only to decode, which few
-        # groups need, and recording a row in a list costs a tenth of writing it into an array.
-        self.outputs: list[Any] = [None] * slots
-        self.arrived = 0  # slots in (outputs, or padding)
-        self.encoded = False
-        self.parities: list[Task] = []
-        self.pending = 0  # members not answered yet
 
 
 class Coordinator:
@@ -145,17 +121,22 @@ class Coordinator:
                 raise ValueError(f"coded dispatch needs instances for {', '.join(missing)}")
             if pad_output is None:
                 raise ValueError("coded dispatch needs pad_output, F's output for a zero input (short groups)")
+            if config.verify is not None and config.r < 2:
+                raise ValueError(f"verify needs r >= 2 (one parity shows that an output is wrong, not which), "
+                                 f"got r = {config.r}")
         self.fixed = config.batching == "fixed"
         self.width = config.batch_size if self.fixed else 1  # groups per block: one per column of a batch
         self.dispatcher = Dispatcher(pools, config.batch_size, fixed=self.fixed)
         self._parity_pools = [parity_pool(j) for j in range(config.r)]
         self._zero_output = np.zeros_like(pad_output) if pad_output is not None else None  # a missing slot's stand-in
-        self._queries: dict[int, _Query] = {}
-        self._groups: dict[int, _Group] = {}
-        self._block: _Block | None = None
-        self._closed: list[_Block] = []  # blocks complete (or timed out) and not encoded yet
+        self._queries: dict[int, Query] = {}
+        self._groups: dict[int, Group] = {}
+        self._block: Block | None = None
+        self._closed: list[Block] = []  # blocks complete (or timed out) and not encoded yet
         self._timers: list[tuple[float, int, str, int]] = []
         self._ids = itertools.count()
+        self.verifying = codec is not None and config.verify is not None
+        self.wrong_outputs = {"located": 0, "unresolved": 0}  # groups with one wrong output found; with more
 
     # ---- events -------------------------------------------------------------------------------------
 
@@ -168,7 +149,7 @@ class Coordinator:
         """
         if query in self._queries:
             raise ValueError(f"query {query} was already submitted")
-        state = self._queries[query] = _Query(now)
+        state = self._queries[query] = Query(now)
         task = Task(query, None, 0, BASE_POOL, x)
         state.tasks.append(task)
         if self.config.deadline is not None:
@@ -184,23 +165,27 @@ class Coordinator:
 
     def encode(self, now: float) -> list[Dispatch | Answer]:
         """Encode every group closed since the last call, in one batched codec call, and queue their parities."""
-        self._encode_closed()
+        self._encode_closed(now)
         return self._pump([])
 
     def on_result(self, instance: int, batch: int, outputs: Sequence[Any], now: float) -> list[Dispatch | Answer]:
         """A batch finished: answer its queries, record outputs in their groups, decode what can be."""
         actions: list[Dispatch | Answer] = []
         tasks = self.dispatcher.finished(instance, batch)
-        touched: dict[int, _Group] = {}
+        touched: dict[int, Group] = {}
         for task, output in zip(tasks, outputs, strict=True):
-            if task.query is not None:
-                self._answer(task.query, output, ORIGINAL, now, actions)
             group = self._groups.get(task.group) if task.group is not None else None
+            if task.query is not None and (group is None or not group.verifying):
+                self._answer(task.query, output, ORIGINAL, now, actions)
             if group is not None:
                 group.arrived += group.outputs[task.slot] is None  # a slot counts once, whatever arrives twice
                 group.outputs[task.slot] = output
                 touched[task.group] = group
-        self._decode([gid for gid, group in touched.items() if self._decodable(group)], now, actions)
+        n = self.config.k + self.config.r
+        self._verify([gid for gid, group in touched.items() if group.verifying and group.encoded and group.arrived == n],
+                     now, actions)
+        self._decode([gid for gid, group in touched.items() if not group.verifying and self._decodable(group)], now,
+                     actions)
         return self._pump(actions)
 
     def on_failure(self, instance: int, batches: Iterable[int], now: float) -> list[Dispatch | Answer]:
@@ -223,6 +208,8 @@ class Coordinator:
                 continue
             if kind == "group":
                 self._close_block()
+            elif kind == "verify":
+                self._stop_verifying(ref, now, actions)
             elif kind == "deadline":
                 self._answer(ref, self.default_output, DEFAULT, now, actions)
             else:  # hedge
@@ -230,7 +217,7 @@ class Coordinator:
                 copy = Task(ref, None, 0, BASE_POOL, state.tasks[0].payload)
                 state.tasks.append(copy)
                 self.dispatcher.queue([copy])
-        self._encode_closed()
+        self._encode_closed(now)
         return self._pump(actions)
 
     def next_timer(self) -> float | None:
@@ -244,6 +231,8 @@ class Coordinator:
         """Whether a timer still has something to do: its block is still filling, its query unanswered."""
         if kind == "group":
             return self._block is not None and ref == self._block.id
+        if kind == "verify":
+            return ref in self._groups and self._groups[ref].verifying
         state = self._queries.get(ref)
         return state is not None and not state.answered
 
@@ -260,15 +249,15 @@ class Coordinator:
 
     # ---- grouping and coding -------------------------------------------------------------------------
 
-    def _join_block(self, query: int, state: _Query, task: Task, x: np.ndarray, now: float) -> None:
+    def _join_block(self, query: int, state: Query, task: Task, x: np.ndarray, now: float) -> None:
         """Member n of a block joins group n mod width at slot n // width; its original leaves with its batch."""
         block = self._block
         if block is None:
             groups = [next(self._ids) for _ in range(self.width)] if self.codec is not None else []
             slots = self.config.k + self.config.r
             for gid in groups:
-                self._groups[gid] = _Group(slots)
-            block = self._block = _Block(next(self._ids), groups)
+                self._groups[gid] = Group(slots, verifying=self.verifying)
+            block = self._block = Block(next(self._ids), groups)
             self._timer(now + self.config.group_wait, "group", block.id)
         if self.codec is not None:
             gid = block.groups[block.members % self.width]
@@ -292,7 +281,7 @@ class Coordinator:
         if self.codec is not None:
             self._closed.append(block)
 
-    def _encode_closed(self) -> None:
+    def _encode_closed(self, now: float) -> None:
         """Encode the closed groups (short ones padded with zero inputs) in one batch and queue their parities."""
         closed, self._closed = self._closed, []
         blocks = []
@@ -321,10 +310,12 @@ class Coordinator:
                     task = Task(None, gid, k + j, pool, group_parities[j])
                     group.parities.append(task)
                     units[j].append(task)
+                if group.verifying:
+                    self._timer(now + self.config.verify_wait, "verify", gid)
             for unit in units:  # fixed batches: parity j of every group of a block, as one batch
                 self.dispatcher.queue(unit)
 
-    def _decodable(self, group: _Group) -> bool:
+    def _decodable(self, group: Group) -> bool:
         return group.encoded and group.pending > 0 and group.arrived >= self.config.k
 
     def _decode(self, gids: list[int], now: float, actions: list[Dispatch | Answer]) -> None:
@@ -345,6 +336,34 @@ class Coordinator:
                 state = self._queries.get(query)
                 if state is not None and not state.answered and fine[slot]:
                     self._answer(query, rows[slot], RECONSTRUCTED, now, actions)
+
+    def _verify(self, gids: list[int], now: float, actions: list[Dispatch | Answer]) -> None:
+        """Check every group whose k + r outputs are all in, in one codec call: a member whose own output was the
+        wrong one gets its reconstruction; a group with more than one wrong output is answered as it stands."""
+        if not gids:
+            return
+        groups = [self._groups[gid] for gid in gids]
+        rebuilt, slots = self.codec.verify(np.array([group.outputs for group in groups]), self.config.verify)
+        n = self.config.k + self.config.r
+        for group, rows, slot in zip(groups, rebuilt, slots.tolist(), strict=True):
+            if slot >= 0:
+                self.wrong_outputs["located" if slot < n else "unresolved"] += 1
+            group.verifying = False
+            for i, query in enumerate(group.members):
+                wrong = i == slot
+                self._answer(query, rows[i] if wrong else group.outputs[i], RECONSTRUCTED if wrong else ORIGINAL, now,
+                             actions)
+
+    def _stop_verifying(self, gid: int, now: float, actions: list[Dispatch | Answer]) -> None:
+        """``verify_wait`` is up: members whose own outputs are in are answered with them, unchecked, and the rest
+        by reconstruction if the group decodes (or later, as without ``verify``)."""
+        group = self._groups[gid]
+        group.verifying = False
+        for i, query in enumerate(list(group.members)):
+            if group.outputs[i] is not None:
+                self._answer(query, group.outputs[i], ORIGINAL, now, actions)
+        if gid in self._groups and self._decodable(group):
+            self._decode([gid], now, actions)
 
     # ---- answering and cancelling --------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parm.codes import Code
+from parm.codes import Code, MatrixCode
 from parm.data.dataset import Preprocess
 from parm.models import ModelCard
 from parm.runs import BaseRun, CodedRun, open_run
@@ -40,6 +40,7 @@ class ServeOptions:
     default_class: int = 0
     noop: bool = False
     delays: Mapping[int, float] = field(default_factory=dict)
+    wrong: Mapping[int, str] = field(default_factory=dict)  # Byzantine instances: id -> `WRONG_KINDS` entry
     name: str | None = None
     out_of_range: str = "refuse"  # inputs outside the training data's range: refuse them (400) or clip them in
     pool_sizes: Mapping[Pool, int] | None = None  # instances per pool, for a cluster that lists its own (remote)
@@ -69,20 +70,25 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
         config = replace(config, k=code.k, r=code.r)
     if options.mode != "hedged":
         config = replace(config, hedge_after=None)
+    if config.verify is not None and not (options.mode == "parm" and isinstance(code, MatrixCode) and config.r >= 2):
+        raise ValueError("--verify checks a group's outputs against each other: it needs --mode parm and a run of a "
+                         "linear or Berrut code with r >= 2 (e.g. parm train-parity --code linear --r 2, or "
+                         "parm make-run --code berrut --r 2)")
     card = run.base.card()
     pools = (plan_pools(options.mode, options.instances, config.k, config.r) if options.pool_sizes is None
              else pools_of_sizes(options.mode, dict(options.pool_sizes), config.r))
     count = sum(len(ids) for ids in pools.values())  # instance ids run 0..count-1 over all pools
-    unknown = sorted(i for i in options.delays if not 0 <= i < count)
-    if unknown:
-        raise ValueError(f"--slow names instances {unknown}, but this deployment has instances 0..{count - 1}")
+    for flag, named in (("--slow", options.delays), ("--byzantine", options.wrong)):
+        unknown = sorted(i for i in named if not 0 <= i < count)
+        if unknown:
+            raise ValueError(f"{flag} names instances {unknown}, but this deployment has instances 0..{count - 1}")
     if not 0 <= options.default_class < card.num_classes:
         raise ValueError(f"--default-class must be in 0..{card.num_classes - 1}, got {options.default_class}")
     specs = tuple(
         InstanceSpec(
             id=i, pool=pool,
             checkpoint=None if options.noop else str(checkpoint_of(pool, run)),
-            output_shape=(card.num_classes,), delay_s=options.delays.get(i, 0.0),
+            output_shape=(card.num_classes,), delay_s=options.delays.get(i, 0.0), wrong=options.wrong.get(i),
         )
         for pool, ids in pools.items() for i in ids
     )

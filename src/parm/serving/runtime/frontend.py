@@ -66,7 +66,8 @@ class Frontend:
         codec = self.metrics.timed(codec_for(code)) if code is not None else None
         self.coordinator = Coordinator(self.deployment.config, self.deployment.pools, codec=codec,
                                        pad_output=pad_output, default_output=self.deployment.default_output)
-        self.metrics.watch(self.coordinator.queue_depths, lambda: len(self._futures))
+        self.metrics.watch(self.coordinator.queue_depths, lambda: len(self._futures),
+                           (lambda: self.coordinator.wrong_outputs) if self.coordinator.verifying else None)
         self._ready = True
         log.info("frontend ready", extra={"mode": self.deployment.mode, "instances": len(self.deployment.instances)})
 

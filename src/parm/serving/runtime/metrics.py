@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily
 
 from parm.serving.core.coordinator import GroupCodec
 from parm.serving.core.pools import Pool
@@ -55,11 +56,15 @@ class FrontendMetrics:
     def dispatched(self, pool: Pool) -> None:
         self.batches.inc(str(pool))
 
-    def watch(self, depths: Callable[[], dict[Pool, int]], pending: Callable[[], int]) -> None:
-        """Read the queue depths per pool and the pending count when scraped, not on every event."""
+    def watch(self, depths: Callable[[], dict[Pool, int]], pending: Callable[[], int],
+              wrong_outputs: Callable[[], dict[str, int]] | None = None) -> None:
+        """Read the queue depths per pool, the pending count and the wrong outputs found when scraped, not on every
+        event."""
         for pool in depths():
             self.queue_depth.labels(str(pool)).set_function(lambda pool=pool: depths()[pool])
         self.pending.set_function(pending)
+        if wrong_outputs is not None:
+            self.registry.register(_WrongOutputs(wrong_outputs))  # type: ignore[arg-type]
 
     def timed(self, codec: GroupCodec) -> GroupCodec:
         """``codec``, with the time of each encode and decode call observed in ``parm_codec_seconds``."""
@@ -84,3 +89,23 @@ class TimedCodec:
         self.seconds.observe(("decode",), time.perf_counter() - start)
         return rebuilt
 
+    def verify(self, outputs: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+        start = time.perf_counter()
+        checked = self.codec.verify(outputs, tolerance)
+        self.seconds.observe(("verify",), time.perf_counter() - start)
+        return checked
+
+
+
+class _WrongOutputs:
+    """``parm_wrong_outputs_total``: groups whose outputs disagreed, by whether the one wrong output was located."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self):
+        family = CounterMetricFamily("parm_wrong_outputs", "Coding groups whose outputs disagreed (verify): one wrong "
+                                     "output located and rebuilt, or more than one (unresolved).", labels=["found"])
+        for found, count in self.counts().items():
+            family.add_metric([found], count)
+        yield family
