@@ -192,3 +192,32 @@ def test_a_link_sweep_varies_the_testbeds_links() -> None:
         scenario_from_dict({"testbed": {"hosts": 4}, "sweep": {"link": [{"qdisc": "sfq"}]}})
     with pytest.raises(ScenarioError, match="needs a testbed"):
         scenario_from_dict({"sweep": {"link": [{"rate_mbit": 100}]}}).variants()
+
+
+def test_a_byzantine_fault_is_wrong_from_the_start_and_verify_needs_two_parities() -> None:
+    from parm.bench.scenario import Scenario, ScenarioError
+    from parm.workload.faults import Fault, fault_times, wrong_instances
+
+    with pytest.raises(ValueError, match="wrong from the start"):
+        Fault("byzantine", instance=0, at_s=5.0)
+    faults = (Fault("byzantine", instance=1, at_s=0.0, wrong="stale"), Fault("fail-stop", instance=0, at_s=3.0))
+    assert wrong_instances(faults) == {1: "stale"}
+    assert [fault.kind for _, _, fault in fault_times(faults, 4, 10.0, seed=0)] == ["fail-stop"]
+    with pytest.raises(ScenarioError, match="r >= 2"):
+        Scenario(r=1, verify=0.05)
+    assert Scenario(r=2, verify=0.05).coordinator_config("parm").verify == 0.05
+    assert Scenario(r=2, verify=0.05).coordinator_config("equal-resources").verify is None
+
+
+def test_the_bench_makes_a_scenarios_byzantine_instances_wrong(tmp_path) -> None:
+    from parm.bench.latency import emulated
+    from parm.bench.placeholder import placeholder_run
+    from parm.bench.scenario import Scenario
+    from parm.serving.runtime.deployment import ServeOptions, build_deployment
+    from parm.workload.faults import Fault
+
+    scenario = Scenario(base_instances=2, r=2, verify=0.05, faults=(Fault("byzantine", instance=1, at_s=0.0),))
+    options = ServeOptions(mode="parm", instances=2, coding=scenario.coordinator_config("parm"), noop=True)
+    deployment = emulated(build_deployment(placeholder_run(tmp_path, 2, 2), options), scenario)
+    assert [spec.wrong for spec in deployment.instances] == [None, "noise", None, None]
+    assert deployment.config.verify == 0.05

@@ -168,3 +168,13 @@ def test_the_command_runs_every_variant_and_mode_and_writes_the_report(tmp_path:
     printed = capsys.readouterr().out
     assert "| rate=200 | none | 300 |" in printed and "6 base instances" in printed
     assert f"results written to {tmp_path / 'out'}/" in printed
+
+
+def test_verify_waits_for_every_output_of_a_group_and_a_byzantine_instance_fails_nothing() -> None:
+    """Simulated verification costs its wait for the group's slowest output; a wrong instance is no failure."""
+    base = small(r=2, shuffles=ShuffleConfig(count=0), modes=("parm",))
+    plain = simulate(base, "parm")
+    checked = simulate(replace(base, verify=0.05, faults=(Fault("byzantine", instance=0, at_s=0.0),)), "parm")
+    assert checked.metadata["failures"] == 0 and not np.isnan(checked.latencies).any()
+    assert np.median(checked.latencies) > np.median(plain.latencies)
+    assert checked.shares()["reconstructed"] == 0.0  # no values in a simulation: every group checks out

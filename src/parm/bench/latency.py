@@ -32,7 +32,7 @@ from parm.runs import open_run
 from parm.serving.runtime.deployment import INPUT_NAME, Deployment, ServeOptions, build_deployment
 from parm.workload.arrivals import arrival_times
 from parm.workload.emulation import Emulation
-from parm.workload.faults import fault_times
+from parm.workload.faults import fault_times, wrong_instances
 from parm.workload.service_time import ServiceTime
 from parm.workload.shuffle_traffic import RealShuffles
 from parm.workload.shuffles import ShuffleSchedule
@@ -114,13 +114,14 @@ def _trace(served: Served, shuffles: object, latencies: np.ndarray, frontend: np
 
 def emulated(deployment: Deployment, scenario: Scenario) -> Deployment:
     """``deployment`` with every instance holding its answers to the scenario's service times, slowed by the
-    emulated shuffles, or running a shuffle endpoint when the scenario's shuffles are real."""
+    emulated shuffles, or running a shuffle endpoint when the scenario's shuffles are real; byzantine ones wrong."""
     epoch, real = time.time(), scenario.shuffles.mode == "real"
     instances = len(deployment.instances)
     schedule = ShuffleSchedule.none(instances) if real else ShuffleSchedule.draw(
         scenario.shuffles, instances, scenario.duration_s + SCHEDULE_SLACK_S, seed=scenario.seed)
+    wrong = wrong_instances(scenario.faults)
     specs = tuple(
-        replace(spec, shuffle_endpoint=real,
+        replace(spec, shuffle_endpoint=real, wrong=wrong.get(spec.id),
                 emulation=Emulation.for_instance(scenario.service, schedule, spec.id, epoch, scenario.seed))
         for spec in deployment.instances
     )

@@ -71,6 +71,8 @@ RULES = {
     "group_wait_ms": Rule(whole=False, low=0, example="5"),
     "deadline_ms": Rule(whole=False, low=0, inclusive=False, null="for no deadline", example="50"),
     "hedge_after_ms": Rule(whole=False, low=0, inclusive=False, null="for the service time's p95", example="10"),
+    "verify": Rule(whole=False, low=0, inclusive=False, null="for no verification", example="0.05"),
+    "verify_wait_ms": Rule(whole=False, low=0, example="100"),
     "rate": Rule(whole=False, low=0, inclusive=False, example="270"),
     "queries": Rule(whole=True, low=1, example="20000"),
     "warmup": Rule(whole=True, low=0, example="1000"),
@@ -101,6 +103,8 @@ class Scenario:
     instance_processes: int | None = None
     deadline_ms: float | None = None
     hedge_after_ms: float | None = None
+    verify: float | None = None  # parm mode: check each group's k + r outputs (a tolerance; r >= 2), `CoordinatorConfig`
+    verify_wait_ms: float = 100.0
     modes: tuple[str, ...] = ("parm", "equal-resources")
     rate: float = 270.0
     queries: int = 20_000
@@ -153,7 +157,13 @@ class Scenario:
             _check_sweep(*self.sweep)
         if self.instance_processes is not None and self.shuffles.mode == "real" and self.shuffles.count:
             raise ScenarioError("real shuffles load each instance's own process: leave instance_processes out")
+        if self.verify is not None and self.r < 2:
+            raise ScenarioError(f"verify needs r >= 2 (one parity shows that an output is wrong, not which), got r: "
+                                f"{self.r}")
         if self.testbed is not None:
+            if any(fault.kind == "byzantine" for fault in self.faults):
+                raise ScenarioError("byzantine instances run on loopback only for now: drop the testbed: section or "
+                                    "the byzantine fault")
             if self.instance_processes is not None:
                 raise ScenarioError("on the testbed each instance is a `parm instance` process on its host: leave "
                                     "instance_processes out")
@@ -167,6 +177,7 @@ class Scenario:
             k=self.k, r=self.r, batch_size=self.batch_size, batching=self.batching, group_wait=self.group_wait_ms / 1000,
             deadline=None if self.deadline_ms is None else self.deadline_ms / 1000,
             hedge_after=self.hedge_after_s if mode == "hedged" else None,
+            verify=self.verify if mode == "parm" else None, verify_wait=self.verify_wait_ms / 1000,
         )
 
     def frontend_for(self, mode: str) -> ServiceTime:

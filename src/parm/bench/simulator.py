@@ -46,6 +46,10 @@ class NullCodec:
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         return np.zeros((len(outputs), self.k, 0), dtype=np.float32)
 
+    def verify(self, outputs: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every group consistent: without values, verification costs only its wait for all k + r outputs."""
+        return np.zeros((len(outputs), self.k, 0), dtype=np.float32), np.full(len(outputs), -1)
+
 
 def draw_shuffles(scenario: Scenario, instances: int, horizon: float) -> ShuffleSchedule:
     """The background transfers among ``instances`` over ``horizon`` seconds: the emulated instances' schedule

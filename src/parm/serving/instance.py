@@ -19,8 +19,7 @@ import torch
 from parm.models import load_checkpoint
 from parm.serving.core.pools import Pool
 from parm.workload.emulation import Emulation
-
-WRONG_KINDS = ("noise", "stale")
+from parm.workload.faults import WRONG_KINDS
 
 
 @dataclass(frozen=True)
