@@ -1,6 +1,7 @@
 """Learned encoders and decoders (paper Table IV rows this machine can run), Base-MLP, k = 2.
 
 Run: .venv/bin/python benchmarks/learned_codes.py --dataset fashion-mnist --encoder mlp --loss ce --epochs 60
+     [--seed 1] [--balanced] [--joint]
 Trains (or reuses) runs/base/DATASET-base-mlp, then one learned code with the same defaults as
 `parm train-coder`, and prints A_a, A_d (per number of lost originals), agreement with F, wall time
 and median training groups/s as a Markdown table; the figures go to runs/bench/learned_codes/*.json.
@@ -31,19 +32,25 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=CoderTrainConfig().epochs)
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--r", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="the code's initial weights and the batches' order")
+    parser.add_argument("--balanced", action="store_true", help="the worst lost position's loss (parm train-coder --balanced)")
+    parser.add_argument("--joint", action="store_true", help="parity models learned with the code (parm train-coder --joint)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/learned_codes"))
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
     base = ensure_base(dataset, "base-mlp")
-    seed_everything(0)
+    seed_everything(args.seed)
     code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape, num_outputs=dataset.num_classes)
-    name = f"{args.dataset}-{args.encoder}-{args.loss}-k{args.k}-r{args.r}-e{args.epochs}"
+    variant = "".join(f"-{flag}" for flag in ("balanced", "joint") if getattr(args, flag))
+    name = f"{args.dataset}-{args.encoder}-{args.loss}{variant}-k{args.k}-r{args.r}-e{args.epochs}-s{args.seed}"
     started = time.perf_counter()
-    result = train_coder(base, dataset, code, args.out / name, config=CoderTrainConfig(epochs=args.epochs, loss=args.loss,
-                                                                                      progress=False), overwrite=True)
+    config = CoderTrainConfig(epochs=args.epochs, loss=args.loss, seed=args.seed, balanced=args.balanced, joint=args.joint,
+                              progress=False)
+    result = train_coder(base, dataset, code, args.out / name, config=config, overwrite=True)
     test = result.test
     row = {
-        "dataset": args.dataset, "encoder": args.encoder, "loss": args.loss, "k": args.k, "r": args.r,
+        "dataset": args.dataset, "encoder": args.encoder, "loss": args.loss + variant, "seed": args.seed, "k": args.k,
+        "r": args.r,
         "epochs": f"{args.epochs} ({result.best_epoch})", "A_a": test["available_accuracy"],
         **{f"A_d{s['lost']}": s["accuracy"] for s in test["by_lost"]}, "agreement": f"{test['agreement']:.2%}",
         "minutes": f"{(time.perf_counter() - started) / 60:.1f}",
@@ -51,7 +58,7 @@ def main() -> None:
         "val_curve": [round(100 * row["val_degraded_accuracy"], 1) for row in result.history],
     }
     (args.out / f"{name}.json").write_text(json.dumps(row, indent=2) + "\n")
-    print(markdown_table([row], {"dataset": "dataset", "encoder": "encoder", "loss": "loss", "k": "k", "r": "r",
+    print(markdown_table([row], {"dataset": "dataset", "encoder": "encoder", "loss": "loss", "seed": "seed", "k": "k", "r": "r",
                                  "epochs": "epochs (best)", "A_a": "A_a", "A_d1": "A_d, 1 lost", "A_d2": "A_d, 2 lost",
                                  "agreement": "agrees with F", "minutes": "wall minutes",
                                  "groups_per_second": "groups/s (median)"}))

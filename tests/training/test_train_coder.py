@@ -101,3 +101,10 @@ def test_joint_learning_trains_parity_models_that_the_run_serves_on_its_parities
     parity = {spec.checkpoint for spec in deployment.instances if spec.pool != BASE_POOL}
     assert parity == {str(out / "parity-0.safetensors")}
     assert len(result.history) == 4 and (out / "parity-0.json").exists()
+
+
+def test_a_balanced_run_trains_on_its_worst_lost_position(tiny_dataset, base_checkpoint, tmp_path):
+    result = train_coder(base_checkpoint, tiny_dataset, _code(tiny_dataset, r=2), tmp_path / "balanced",
+                         config=_config(balanced=True))
+    assert (tmp_path / "balanced" / "code.safetensors").exists() and result.config["balanced"] is True
+    assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in result.history)

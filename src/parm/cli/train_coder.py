@@ -36,6 +36,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="ce to the true label, kl to F's output distribution, mse to F's outputs (the paper's; "
                         "default: %(default)s)")
     parser.add_argument("--sentinel", type=float, default=0.0, help="decoder input for a lost output (default: %(default)s)")
+    parser.add_argument("--balanced", action="store_true",
+                        help="train on the loss of the worst-rebuilt lost position instead of the mean over all, so "
+                        "that the encoder cannot carry one original and drop another")
     parser.add_argument("--joint", action="store_true",
                         help="learn parity models (started from F's weights) with the encoder and decoder, and run them "
                         "on the parities instead of F (the paper's section VI-C); writes parity-J.safetensors too")
@@ -50,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape,
                        num_outputs=dataset.num_classes, sentinel=args.sentinel)
     name = (args.model or base.stem).replace(":", ".")
-    joint = "-joint" if args.joint else ""
+    joint = ("-balanced" if args.balanced else "") + ("-joint" if args.joint else "")
     out = args.out or Path("runs") / "coder" / f"{dataset.name}-{name}-{args.encoder}-{args.loss}{joint}-k{args.k}-r{args.r}"
-    config = training_config(args, CoderTrainConfig, loss=args.loss, joint=args.joint)
+    config = training_config(args, CoderTrainConfig, loss=args.loss, joint=args.joint, balanced=args.balanced)
     print(f"training a {'jointly ' if args.joint else ''}learned code ({args.encoder} encoder, k={args.k}, r={args.r}, "
           f"{args.loss} loss) for {base}")
     result = train_coder(base, dataset, code, out, config=config, resume=args.resume, overwrite=args.overwrite)

@@ -1,5 +1,6 @@
 """Training a learned code (paper section IV): encoder and decoder together, through the frozen F; with ``joint``
-(paper section VI-C) parity models, started from F's weights, are learned with them and run on the parities.
+(paper section VI-C) parity models, started from F's weights, are learned with them and run on the parities. With
+``balanced`` the loss is the worst lost position's, so that an encoder cannot carry one original and drop another.
 
 Each batch of groups is encoded once, F runs on the r parities (gradients flow through F into the
 encoder, but F's weights never change), and the decoder is trained under every erasure pattern of
@@ -50,6 +51,7 @@ class CoderTrainConfig(CodedTrainConfig):
     epochs: int = 20
     loss: str = "ce"
     joint: bool = False  # paper section VI-C: parity models (from F's weights) learned with the encoder and decoder
+    balanced: bool = False  # the loss of the worst-rebuilt lost position, not the mean (an encoder cannot drop one)
 
 
 def train_coder(
@@ -74,6 +76,8 @@ def train_coder(
     f = coded.base.model
     patterns = erasure_patterns(code.k, code.r, parities_may_fail=True).to(coded.device)  # (P, k + r)
     lost = ~patterns[:, : code.k]  # (P, k): the originals each pattern loses
+    positions = torch.nonzero(lost)[:, 1]  # the position of each (pattern, lost original) the step scores
+    by_position = [positions == p for p in range(code.k)]
     labels = coded.train_y
     parity_models = build_parity_models(f, coded.base.card, code.r) if config.joint else None
     module: nn.Module = code if parity_models is None else nn.ModuleDict({"code": code, "parity": parity_models})
@@ -94,7 +98,10 @@ def train_coder(
         rebuilt = code.decoder(every_pattern)[:, lost]  # (b, lost positions, m)
         targets = base_out.unsqueeze(1).expand(-1, len(patterns), -1, -1)[:, lost]
         truth = labels[index].unsqueeze(1).expand(-1, len(patterns), -1)[:, lost]
-        return Step(criterion(rebuilt, targets, truth), len(index))
+        if not config.balanced:
+            return Step(criterion(rebuilt, targets, truth), len(index))
+        per_position = torch.stack([criterion(rebuilt[:, at], targets[:, at], truth[:, at]) for at in by_position])
+        return Step(per_position.max(), len(index))  # k terms: a lost position the code neglects dominates the loss
 
     served = [f] * code.r if parity_models is None else list(parity_models)  # what the parity instances run
     cards = parity_cards(coded)
