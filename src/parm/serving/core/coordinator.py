@@ -181,9 +181,10 @@ class Coordinator:
                 group.arrived += group.outputs[task.slot] is None  # a slot counts once, whatever arrives twice
                 group.outputs[task.slot] = output
                 touched[task.group] = group
-        n = self.config.k + self.config.r
-        self._verify([gid for gid, group in touched.items() if group.verifying and group.encoded and group.arrived == n],
-                     now, actions)
+        if self.verifying:
+            n = self.config.k + self.config.r
+            self._verify([gid for gid, group in touched.items() if group.verifying and group.encoded and group.arrived == n],
+                         now, actions)
         self._decode([gid for gid, group in touched.items() if not group.verifying and self._decodable(group)], now,
                      actions)
         return self._pump(actions)
