@@ -56,9 +56,11 @@ def local_serving(deployment: Deployment, scenario: Scenario, source: Path,
         yield served, _background_load(scenario, served)
 
 
-def bench_latency(scenario: Scenario, *, progress: bool = True, serving: Serving = local_serving) -> list[LatencyRun]:
+def bench_latency(scenario: Scenario, *, progress: bool = True, serving: Serving = local_serving,
+                  on_run: Callable[[list[LatencyRun]], None] | None = None) -> list[LatencyRun]:
     """Measure every variant x mode of ``scenario`` on the real system, ``repeats`` times, modes interleaved
-    (so that the machine's slow moments fall on every mode alike); one `LatencyRun` each."""
+    (so that the machine's slow moments fall on every mode alike); one `LatencyRun` each. ``on_run`` gets the runs
+    so far after each one (to keep a partial report: a run that fails loses only itself)."""
     variants = scenario.variants()
     bar = tqdm(total=len(variants) * len(scenario.modes) * scenario.repeats, desc=f"bench {scenario.name}",
                unit="run", disable=not progress)
@@ -72,6 +74,8 @@ def bench_latency(scenario: Scenario, *, progress: bool = True, serving: Serving
                     bar.set_postfix_str(f"{label} {mode} ({repeat + 1}/{variant.repeats})")
                     runs.append(measure(variant, label, mode, source, noop, requests, serving))
                     bar.update()
+                    if on_run is not None:
+                        on_run(runs)
     bar.close()
     return runs
 

@@ -78,15 +78,22 @@ def run(args: argparse.Namespace) -> int:
         if (reason := sandbox.unavailable()) is not None:
             raise ValueError(f"the scenario runs on the testbed, which cannot run here: {reason}")
         return subprocess.run(sandbox.sandboxed(["-m", "parm", *sys.argv[1:]])).returncode
+    out = args.out or Path("runs/bench") / scenario.name
+    sweep_key = scenario.sweep[0] if scenario.sweep else None
+    total = len(scenario.variants()) * len(scenario.modes) * scenario.repeats
+
+    def partial_report(runs: list) -> None:  # kept after every run: a run that fails loses only itself
+        if len(runs) < total:
+            write_report(runs, out, title=f"parm bench latency: {scenario.name} (partial: {len(runs)} of {total} runs)",
+                         sweep_key=sweep_key)
+
     if scenario.testbed is not None:
         from parm.testbed.latency import bench_on_testbed
 
-        runs = bench_on_testbed(scenario, progress=not args.no_progress)
+        runs = bench_on_testbed(scenario, progress=not args.no_progress, on_run=partial_report)
     else:
-        runs = bench_latency(scenario, progress=not args.no_progress)
-    out = args.out or Path("runs/bench") / scenario.name
-    paths = write_report(runs, out, title=f"parm bench latency: {scenario.name}",
-                         sweep_key=scenario.sweep[0] if scenario.sweep else None)
+        runs = bench_latency(scenario, progress=not args.no_progress, on_run=partial_report)
+    paths = write_report(runs, out, title=f"parm bench latency: {scenario.name}", sweep_key=sweep_key)
     print((out / "results.md").read_text())
     print(f"results written to {out}/ ({', '.join(p.name for p in paths)})")
     return 0

@@ -36,7 +36,8 @@ from parm.workload.shuffle_traffic import RealShuffles
 SHUFFLE_PORT = 7000
 
 
-def bench_on_testbed(scenario: Scenario, *, progress: bool = True) -> list[LatencyRun]:
+def bench_on_testbed(scenario: Scenario, *, progress: bool = True,
+                     on_run: Callable[[list[LatencyRun]], None] | None = None) -> list[LatencyRun]:
     """Build the scenario's testbed, measure every variant x mode on it, tear it down (inside the sandbox)."""
     if scenario.testbed is None:
         raise ValueError("the scenario has no testbed: section; run it with `parm bench latency` on loopback")
@@ -46,7 +47,7 @@ def bench_on_testbed(scenario: Scenario, *, progress: bool = True) -> list[Laten
     agents = []
     try:
         agents = [start_agent(testbed, host) for host in range(testbed.hosts)]
-        return bench_latency(scenario, progress=progress, serving=partial(serve_on, testbed))
+        return bench_latency(scenario, progress=progress, serving=partial(serve_on, testbed), on_run=on_run)
     finally:
         for agent in agents:
             agent.kill()

@@ -1,0 +1,33 @@
+"""`parm bench latency` on loopback: every run handed on as it ends, so that a failing run loses only itself."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from parm.bench.latency import bench_latency, local_serving
+from parm.bench.scenario import Scenario
+from parm.workload.service_time import ServiceTime
+
+pytestmark = pytest.mark.slow
+TINY = Scenario(name="tiny", base_instances=2, modes=("parm", "none"), rate=200, queries=60, warmup=10,
+                service=ServiceTime("constant", mean_s=0.002), instance_processes=1)
+
+
+def test_each_run_is_handed_on_as_it_ends_and_a_failing_run_loses_only_itself() -> None:
+    seen: list[list] = []
+    calls = []
+
+    @contextlib.contextmanager
+    def failing_second(deployment, scenario, source, noop):
+        calls.append(deployment.mode)
+        if len(calls) == 2:
+            raise RuntimeError("the second run's servers did not start")
+        with local_serving(deployment, scenario, source, noop) as served:
+            yield served
+
+    with pytest.raises(RuntimeError, match="second run"):
+        bench_latency(TINY, progress=False, serving=failing_second, on_run=lambda runs: seen.append(list(runs)))
+    assert [[run.mode for run in runs] for runs in seen] == [["parm"]]
+    assert len(seen[0][0].latencies) == 60 and seen[0][0].metadata["failed_requests"] == 0
