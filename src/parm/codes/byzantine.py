@@ -17,6 +17,10 @@ import torch
 from parm.codes.linear import MatrixCode
 
 CONSISTENT = -1  # `locate_wrong`'s answer for a group whose outputs agree
+# How much of a syndrome the blamed slot may leave unexplained. Chosen on Fashion-MNIST's validation split (Base-MLP,
+# linear code k = 2, r = 2, tolerance 0.5): 0.1 left 31% of the groups with one wrong output unresolved, 0.5 located
+# the wrong slot in 95.8% of them (noise) and 87.3% (another query's output), and looser changed nothing.
+FIT = 0.5
 
 
 def syndromes(code: MatrixCode, outputs: torch.Tensor) -> torch.Tensor:
@@ -31,7 +35,7 @@ def slot_directions(code: MatrixCode) -> torch.Tensor:
     return directions / directions.norm(dim=1, keepdim=True)
 
 
-def locate_wrong(code: MatrixCode, outputs: torch.Tensor, *, tolerance: float, fit: float = 0.1) -> torch.Tensor:
+def locate_wrong(code: MatrixCode, outputs: torch.Tensor, *, tolerance: float, fit: float = FIT) -> torch.Tensor:
     """(B,) the slot of each group's one wrong output, or `CONSISTENT`; every slot's output must be in.
 
     A group is consistent when its syndrome's norm is at most ``tolerance`` times its originals' norm. Otherwise the
@@ -55,7 +59,7 @@ def locate_wrong(code: MatrixCode, outputs: torch.Tensor, *, tolerance: float, f
 
 
 def decode_without_wrong(code: MatrixCode, outputs: torch.Tensor, *, tolerance: float,
-                         fit: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+                         fit: float = FIT) -> tuple[torch.Tensor, torch.Tensor]:
     """Each group's k originals decoded from its outputs less the wrong one (B, k, m), and `locate_wrong`'s slots.
 
     A group with more than one wrong output (slot ``k + r``) is decoded as it stands: the caller decides what to do
