@@ -37,7 +37,8 @@ def test_an_affine_base_model_is_rebuilt_closely(tiny_dataset, base_checkpoint, 
     from parm.models import load_checkpoint
 
     out = tmp_path / "p"
-    train_parity(base_checkpoint, tiny_dataset, SumCode(2), out, config=_config(epochs=40, lr=3e-2, schedule="constant"))
+    train_parity(base_checkpoint, tiny_dataset, SumCode(2), out,
+                 config=_config(epochs=40, lr=3e-2, schedule="constant", loss="mse"))  # MSE: logits, not softmax
     base, _ = load_checkpoint(base_checkpoint)
     parity, _ = load_checkpoint(out / "parity-0.safetensors")
     x = tiny_dataset.preprocess(tiny_dataset.test.x).view(-1, 2, *tiny_dataset.input_shape)

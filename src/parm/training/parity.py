@@ -32,9 +32,12 @@ DECODED_LOSSES = ("decoded-kl", "decoded-ce")
 
 @dataclass
 class ParityTrainConfig(CodedTrainConfig):
-    """Parity-model training: the paper's MSE, Adam 1e-3, weight decay 1e-5 and 64 groups per batch."""
+    """Parity-model training: Adam 1e-3, weight decay 1e-5 and 64 groups per batch, as the paper. The loss defaults
+    to KL of each decoded reconstruction to F's softmax, which beat the paper's MSE by 0.9 to 4.0 points of A_d
+    for the sum and concatenation codes at k = 2 and 4 on Fashion-MNIST (docs/RESULTS.md); ``loss="mse"`` is the
+    paper's setting."""
 
-    loss: str = "mse"
+    loss: str = "decoded-kl"
     init: str = "base"  # start from F's weights ("base"), the paper's scheme ("paper") or torch's ("default")
 
 
