@@ -180,5 +180,4 @@ def _call_delay(law: dict[str, Any]) -> CallDelay:
 
 
 def _service(law: dict[str, Any]) -> ServiceTime:
-    points = sorted((float(p), ms / 1000) for p, ms in law["quantiles_ms"].items())
-    return ServiceTime("profile", {1: (tuple(p for p, _ in points), tuple(s for _, s in points))})
+    return ServiceTime.from_quantiles_ms(law["quantiles_ms"])

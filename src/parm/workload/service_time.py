@@ -48,11 +48,13 @@ class ServiceTime:
         data = json.loads(Path(path).read_text())
         if mode is not None:
             data = data["modes"][mode]
-        quantiles = {}
-        for batch, entry in data["batches"].items():
-            points = sorted((float(p), float(ms) / 1000) for p, ms in entry["quantiles_ms"].items())
-            quantiles[int(batch)] = (tuple(p for p, _ in points), tuple(s for _, s in points))
+        quantiles = {int(batch): _points(entry["quantiles_ms"]) for batch, entry in data["batches"].items()}
         return cls("profile", quantiles, scale=scale)
+
+    @classmethod
+    def from_quantiles_ms(cls, quantiles_ms: dict[str, float]) -> ServiceTime:
+        """One law for every batch size from its quantiles (``{"0.5": ms, ...}``, as profiles write them)."""
+        return cls("profile", {1: _points(quantiles_ms)})
 
     def sample(self, rng: np.random.Generator, size: int, batch_size: int = 1) -> np.ndarray:
         """``size`` service times (seconds) for calls of ``batch_size`` queries."""
@@ -82,3 +84,9 @@ class ServiceTime:
     def from_dict(cls, data: dict[str, Any]) -> ServiceTime:
         quantiles = {int(b): (tuple(p), tuple(s)) for b, (p, s) in data.get("quantiles", {}).items()} or None
         return cls(data["distribution"], quantiles, data["mean_s"], data["scale"])
+
+
+def _points(quantiles_ms: dict[str, float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(probabilities, seconds), ascending, from a profile's ``{"p": ms}``."""
+    points = sorted((float(p), float(ms) / 1000) for p, ms in quantiles_ms.items())
+    return tuple(p for p, _ in points), tuple(s for _, s in points)

@@ -360,7 +360,7 @@ class Coordinator:
         by reconstruction if the group decodes (or later, as without ``verify``)."""
         group = self._groups[gid]
         group.verifying = False
-        for i, query in enumerate(list(group.members)):
+        for i, query in enumerate(group.members):  # answering leaves the member list as it is
             if group.outputs[i] is not None:
                 self._answer(query, group.outputs[i], ORIGINAL, now, actions)
         if gid in self._groups and self._decodable(group):
