@@ -1,7 +1,7 @@
 """Learned encoders and decoders (paper Table IV rows this machine can run), Base-MLP, k = 2.
 
 Run: .venv/bin/python benchmarks/learned_codes.py --dataset fashion-mnist --encoder mlp --loss ce --epochs 60
-     [--seed 1] [--balanced] [--joint]
+     [--seed 1] [--residual] [--balanced] [--joint]
 Trains (or reuses) runs/base/DATASET-base-mlp, then one learned code with the same defaults as
 `parm train-coder`, and prints A_a, A_d (per number of lost originals), agreement with F, wall time
 and median training groups/s as a Markdown table; the figures go to runs/bench/learned_codes/*.json.
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--r", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="the code's initial weights and the batches' order")
+    parser.add_argument("--residual", action="store_true", help="a linear code's parities plus a learned part (--residual)")
     parser.add_argument("--balanced", action="store_true", help="the worst lost position's loss (parm train-coder --balanced)")
     parser.add_argument("--joint", action="store_true", help="parity models learned with the code (parm train-coder --joint)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/learned_codes"))
@@ -40,8 +41,9 @@ def main() -> None:
     dataset = load_dataset(args.dataset)
     base = ensure_base(dataset, "base-mlp")
     seed_everything(args.seed)
-    code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape, num_outputs=dataset.num_classes)
-    variant = "".join(f"-{flag}" for flag in ("balanced", "joint") if getattr(args, flag))
+    code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape, num_outputs=dataset.num_classes,
+                       residual=args.residual)
+    variant = "".join(f"-{flag}" for flag in ("residual", "balanced", "joint") if getattr(args, flag))
     name = f"{args.dataset}-{args.encoder}-{args.loss}{variant}-k{args.k}-r{args.r}-e{args.epochs}-s{args.seed}"
     started = time.perf_counter()
     config = CoderTrainConfig(epochs=args.epochs, loss=args.loss, seed=args.seed, balanced=args.balanced, joint=args.joint,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from parm.codes import ConvEncoder, LearnedCode, MLPDecoder, MLPEncoder, code_from_spec, erasure_patterns
+from parm.codes import ConvEncoder, LearnedCode, LinearCode, MLPDecoder, MLPEncoder, code_from_spec, erasure_patterns
 
 
 @pytest.mark.parametrize("encoder", ["mlp", "conv"])
@@ -65,9 +65,29 @@ def test_training_patterns():
     assert sorted(lost) == sorted(expected)  # one or two erasures, never only parities
 
 
-def test_spec_round_trip():
-    code = LearnedCode(3, 2, encoder="conv", input_shape=(3, 8, 8), num_outputs=10, sentinel=-1.0)
+@pytest.mark.parametrize("encoder", ["mlp", "conv"])
+@pytest.mark.parametrize("k,r", [(2, 1), (3, 2), (4, 3)])
+def test_a_residual_encoder_starts_from_the_linear_codes_weighted_means(encoder, k, r):
+    code = LearnedCode(k, r, encoder=encoder, input_shape=(3, 6, 6), num_outputs=5, residual=True)
+    x = torch.rand(4, k, 3, 6, 6, dtype=torch.float64).float()
+    weights = LinearCode(k, r).coefficients
+    expected = torch.einsum("rk,bk...->br...", (weights / weights.sum(1, keepdim=True)).float(), x)
+    assert torch.allclose(code.encode(x), expected, atol=1e-6)  # every input carried, before any training
+    assert torch.allclose(code.encode(x)[:, 0], x.mean(1), atol=1e-6)  # the first parity is the plain mean
+    code.encoder.net[-1].bias.data.fill_(0.5)  # the learned part adds to it
+    assert torch.allclose(code.encode(x), expected + 0.5, atol=1e-6)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_spec_round_trip(residual):
+    code = LearnedCode(3, 2, encoder="conv", input_shape=(3, 8, 8), num_outputs=10, sentinel=-1.0, residual=residual)
     again = code_from_spec(code.spec())
-    assert isinstance(again, LearnedCode) and again.spec() == code.spec()
+    assert isinstance(again, LearnedCode) and again.spec() == code.spec() and again.residual is residual
+    again.load_state_dict(code.state_dict())
+    x = torch.rand(2, 3, 3, 8, 8)
+    assert torch.equal(again.encode(x), code.encode(x))
+    spec = code.spec()
+    del spec["residual"]  # a code.json written before the option existed
+    assert code_from_spec(spec).residual is False
     with pytest.raises(ValueError, match="unknown encoder"):
         LearnedCode(2, 1, encoder="transformer", input_shape=(1, 8, 8), num_outputs=10)

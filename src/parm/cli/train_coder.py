@@ -36,6 +36,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="ce to the true label, kl to F's output distribution, mse to F's outputs (the paper's; "
                         "default: %(default)s)")
     parser.add_argument("--sentinel", type=float, default=0.0, help="decoder input for a lost output (default: %(default)s)")
+    parser.add_argument("--residual", action="store_true",
+                        help="the encoder learns a correction to a linear code's parities (weighted means of the k "
+                        "inputs) and starts from them, so that every input is carried from the first step")
     parser.add_argument("--balanced", action="store_true",
                         help="train on the loss of the worst-rebuilt lost position instead of the mean over all, so "
                         "that the encoder cannot carry one original and drop another")
@@ -51,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset_from_args(args)
     base = base_checkpoint(args, dataset.name)
     code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape,
-                       num_outputs=dataset.num_classes, sentinel=args.sentinel)
+                       num_outputs=dataset.num_classes, sentinel=args.sentinel, residual=args.residual)
     name = (args.model or base.stem).replace(":", ".")
-    joint = ("-balanced" if args.balanced else "") + ("-joint" if args.joint else "")
+    joint = "".join(f"-{flag}" for flag in ("residual", "balanced", "joint") if getattr(args, flag))
     out = args.out or Path("runs") / "coder" / f"{dataset.name}-{name}-{args.encoder}-{args.loss}{joint}-k{args.k}-r{args.r}"
     config = training_config(args, CoderTrainConfig, loss=args.loss, joint=args.joint, balanced=args.balanced)
     print(f"training a {'jointly ' if args.joint else ''}learned code ({args.encoder} encoder, k={args.k}, r={args.r}, "

@@ -3,6 +3,10 @@
 The r parities are computed by an encoder network and sent to ordinary instances of F; a decoder
 network rebuilds lost outputs from the k + r outputs, lost ones replaced by a sentinel (zeros by
 default) in their own position, so that the decoder knows which are missing.
+
+With ``residual`` the encoder learns a correction to a linear code's parities (weighted means of the k inputs,
+`parm.codes.linear`), its last layer starting at zero: training starts from parities that carry every input,
+where a randomly started encoder can settle on carrying only some of them (MNIST, docs/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from torch import nn
 
 from parm.codes.base import Code
+from parm.codes.linear import vandermonde_coefficients
 from parm.models.init import paper_init
 
 CONV_DILATIONS = (1, 1, 2, 4, 8, 1)
@@ -95,6 +100,7 @@ class LearnedCode(nn.Module, Code):
         input_shape: Sequence[int],
         num_outputs: int,
         sentinel: float = 0.0,
+        residual: bool = False,
     ) -> None:
         nn.Module.__init__(self)
         Code.__init__(self, k, r)
@@ -106,9 +112,19 @@ class LearnedCode(nn.Module, Code):
         self.encoder = MLPEncoder(k, r, pixels) if encoder == "mlp" else ConvEncoder(k, r)
         self.decoder = MLPDecoder(k, r, self.num_outputs)
         paper_init(self)
+        self.residual = bool(residual)
+        if self.residual:
+            weights = vandermonde_coefficients(k, r)
+            self.register_buffer("mixing", (weights / weights.sum(1, keepdim=True)).float())  # (r, k), rows sum to 1
+            last = self.encoder.net[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        parities = self.encoder(x)
+        if not self.residual:
+            return parities
+        return parities + (self.mixing @ x.flatten(2)).view_as(parities)
 
     def decoder_input(self, outputs: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
         """Outputs with every lost entry replaced by the sentinel; masks broadcast against (..., k + r)."""
@@ -123,7 +139,8 @@ class LearnedCode(nn.Module, Code):
         return {
             "name": self.name, "k": self.k, "r": self.r, "encoder": self.encoder_name,
             "input_shape": list(self.input_shape), "num_outputs": self.num_outputs, "sentinel": self.sentinel,
+            "residual": self.residual,
         }
 
     def __repr__(self) -> str:
-        return f"LearnedCode(k={self.k}, r={self.r}, encoder={self.encoder_name})"
+        return f"LearnedCode(k={self.k}, r={self.r}, encoder={self.encoder_name}{', residual' if self.residual else ''})"
