@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--encoder", choices=ENCODERS, default="mlp")
-    parser.add_argument("--loss", choices=sorted(LOSSES), default=CoderTrainConfig().loss)
+    parser.add_argument("--loss", choices=sorted(LOSSES), default="ce")
     parser.add_argument("--epochs", type=int, default=CoderTrainConfig().epochs)
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--r", type=int, default=1)

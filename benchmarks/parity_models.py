@@ -20,7 +20,7 @@ from common import ensure_base
 from parm.codes import build_code
 from parm.data import load_dataset
 from parm.runtime import seed_everything
-from parm.training.parity import DECODED_LOSSES, INITS, LOSSES, ParityTrainConfig, train_parity
+from parm.training.parity import DECODED_LOSSES, INITS, LOSSES, ParityTrainConfig, default_loss, train_parity
 
 CONFIGS = {  # name: (code, k, r)
     "sum-k2": ("sum", 2, 1),
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=ParityTrainConfig().epochs)
     parser.add_argument("--init", choices=INITS, default=ParityTrainConfig().init, help="parity-model initialisation")
     parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS), help="run only these configurations")
-    parser.add_argument("--loss", choices=[*LOSSES, *DECODED_LOSSES], default=ParityTrainConfig().loss,
+    parser.add_argument("--loss", choices=[*LOSSES, *DECODED_LOSSES], default=default_loss("classification"),
                         help="training loss: the paper's mse to the code's target, or one on the decoded reconstruction")
     parser.add_argument("--out", type=Path, help="default: runs/bench/parity_models (…-LOSS for a loss other than mse)")
     args = parser.parse_args()

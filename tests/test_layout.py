@@ -19,6 +19,7 @@ FORBIDDEN = [
     ("export", ("parm.training", "parm.bench", "parm.cli")),
     ("serving/backends", ("parm.serving.runtime", "parm.serving.http", "parm.serving.grpc", "parm.bench")),
     ("serving/grpc", ("parm.serving.runtime", "parm.serving.backends", "parm.bench")),
+    ("tasks", ("parm.data", "parm.models", "parm.training", "parm.evaluation", "parm.serving", "parm.bench", "parm.runs")),
 ]
 
 

@@ -33,7 +33,8 @@ def _test_mse(code, dataset, base_checkpoint):
     with torch.no_grad():
         out = parity_outputs([base] * code.r, code, dataset.test, dataset.preprocess, groups)
         base_out = base(dataset.preprocess(dataset.test.x))
-        return score_reconstructions(code, base_out, out, groups, dataset.test.y).mse
+        return score_reconstructions(code, base_out, out, groups, dataset.test.y, task=dataset.task_definition,
+                                     default_output=dataset.default_output()).mse
 
 
 def test_base_model_is_never_touched(tiny_dataset, base_checkpoint, tmp_path, monkeypatch):

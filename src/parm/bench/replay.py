@@ -2,8 +2,8 @@
 
 This is `make demo`'s last step and the check that served reconstructions are as accurate as the
 offline evaluation says: a local server on loopback, one instance optionally slowed or killed
-mid-load, tritonclient senders, and a table of answers (original, reconstructed, default) with their
-accuracy against the true labels and the offline A_d beside them.
+mid-load, tritonclient senders, and a table of answers (original, reconstructed, default) scored in the task's
+headline measure (accuracy, or mean IoU for boxes) against the true targets, with the offline A_d beside them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 import tritonclient.http as triton
 from tqdm import tqdm
 
@@ -26,6 +27,7 @@ from parm.serving.backends import build_backend
 from parm.serving.backends.remote.cluster import Endpoint, pool_sizes
 from parm.serving.core.coordinator import ANSWER_KINDS
 from parm.serving.runtime.deployment import INPUT_NAME, OUTPUT_NAME, ServeOptions, build_deployment
+from parm.tasks import get_task
 
 
 RECOVERY_TIMEOUT_S = 60.0
@@ -33,7 +35,7 @@ RECOVERY_TIMEOUT_S = 60.0
 
 @dataclass
 class ReplayReport:
-    """What came back: counts and accuracy per answer kind, client-side latency, and offline A_d."""
+    """What came back: counts and the task's headline measure (``metric``) per answer kind, and offline A_d."""
 
     run: str
     mode: str
@@ -48,19 +50,21 @@ class ReplayReport:
     instance_recoveries: int = 0
     wrong_outputs: dict[str, int] | None = None  # with --verify: groups with one wrong output found, or more
     offline_one_lost_accuracy: float | None = None  # offline A_d with one original lost (what a rebuilt wrong one is)
+    task: str = "classification"  # `accuracy` and the offline figures are in its headline measure
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     def table(self) -> str:
-        rows = ["| answer | queries | accuracy |", "|---|---|---|"]
+        task = get_task(self.task)
+        rows = [f"| answer | queries | {task.metric_label} |", "|---|---|---|"]
         for kind in ANSWER_KINDS:
             accuracy = self.accuracy[kind]
-            rows.append(f"| {kind} | {self.counts[kind]} | {'-' if accuracy is None else f'{accuracy:.2%}'} |")
+            rows.append(f"| {kind} | {self.counts[kind]} | {'-' if accuracy is None else task.format(accuracy)} |")
         if self.offline_degraded_accuracy is not None:
-            rows.append(f"| offline A_d (`parm evaluate`) | | {self.offline_degraded_accuracy:.2%} |")
+            rows.append(f"| offline A_d (`parm evaluate`) | | {task.format(self.offline_degraded_accuracy)} |")
         if self.offline_one_lost_accuracy not in (None, self.offline_degraded_accuracy):
-            rows.append(f"| offline A_d, one original lost | | {self.offline_one_lost_accuracy:.2%} |")
+            rows.append(f"| offline A_d, one original lost | | {task.format(self.offline_one_lost_accuracy)} |")
         if self.wrong_outputs is not None:
             rows.append(f"| wrong outputs found (--verify) | {self.wrong_outputs['located']} located, "
                         f"{self.wrong_outputs['unresolved']} unresolved | |")
@@ -82,7 +86,7 @@ def replay(
     dataset = open_run(source).base.dataset()
     order = np.random.default_rng(seed).permutation(len(dataset.test))[:queries]
     inputs = dataset.preprocess(dataset.test.x[order]).numpy()
-    labels = dataset.test.y[order].numpy()
+    targets = dataset.test.y[order]
     if endpoints is not None:
         options = replace(options, pool_sizes=pool_sizes(endpoints))
     deployment = build_deployment(source, options)
@@ -90,7 +94,7 @@ def replay(
     clients = threading.local()
     bar = tqdm(total=len(inputs), desc=f"replay {options.mode}", unit="query", disable=not progress)
 
-    def send(x: np.ndarray) -> tuple[int, str]:
+    def send(x: np.ndarray) -> tuple[np.ndarray, str]:
         if not hasattr(clients, "client"):
             clients.client = triton.InferenceServerClient(served.address)
         tensor = triton.InferInput(INPUT_NAME, [1, *x.shape], "FP32")
@@ -101,7 +105,7 @@ def replay(
             bar.update()
             if kill is not None and answered[0] == kill[1]:
                 done.set()
-        return int(result.as_numpy(OUTPUT_NAME).argmax()), result.get_response()["parameters"]["answer"]
+        return result.as_numpy(OUTPUT_NAME)[0], result.get_response()["parameters"]["answer"]
 
     if backend not in ("local", "remote"):
         raise ValueError(f"replay runs --backend local or remote, got {backend!r}")
@@ -127,21 +131,22 @@ def replay(
         coordinator = served.frontend.coordinator
         wrong = dict(coordinator.wrong_outputs) if coordinator.verifying else None
     bar.close()
-    return replace(_report(source, options, results, labels, kill, failures, recoveries, backend), wrong_outputs=wrong)
+    report = _report(source, options, results, targets, dataset.task, kill, failures, recoveries, backend)
+    return replace(report, wrong_outputs=wrong)
 
 
-def _report(source: Path, options: ServeOptions, results: list[tuple[int, str]], labels: np.ndarray,
-            kill: tuple[int, int] | None, failures: int, recoveries: int, backend: str) -> ReplayReport:
-    predicted = np.array([r[0] for r in results])
+def _report(source: Path, options: ServeOptions, results: list[tuple[np.ndarray, str]], targets: torch.Tensor,
+            task: str, kill: tuple[int, int] | None, failures: int, recoveries: int, backend: str) -> ReplayReport:
+    outputs = torch.from_numpy(np.stack([r[0] for r in results]))
     kinds = np.array([r[1] for r in results])
     counts = {kind: int((kinds == kind).sum()) for kind in ANSWER_KINDS}
-    accuracy = {kind: float((predicted[kinds == kind] == labels[kinds == kind]).mean()) if counts[kind] else None
-                for kind in ANSWER_KINDS}
+    per_query = get_task(task).per_sample(outputs, targets).numpy()  # each answer's headline measure, in one call
+    accuracy = {kind: float(per_query[kinds == kind].mean()) if counts[kind] else None for kind in ANSWER_KINDS}
     evaluation = source / "evaluation" / "evaluation.json"  # written by `parm evaluate`
     offline = json.loads(evaluation.read_text())[0] if evaluation.is_file() else None
     settings = {k: v for k, v in asdict(options).items() if k not in ("delays", "wrong", "pool_sizes")}
-    return ReplayReport(str(source), options.mode, len(labels), len(results), counts, accuracy,
+    return ReplayReport(str(source), options.mode, len(targets), len(results), counts, accuracy,
                         kill[0] if kill else None, failures, offline and offline["degraded_accuracy"],
                         settings | {"delays": dict(options.delays), "wrong": dict(options.wrong), "backend": backend},
-                        recoveries, offline_one_lost_accuracy=offline and offline["by_lost"][0]["accuracy"])
+                        recoveries, offline_one_lost_accuracy=offline and offline["by_lost"][0]["accuracy"], task=task)
 

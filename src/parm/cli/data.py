@@ -39,7 +39,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         print(json.dumps(summaries, indent=2))
         return 0
     print(f"cache: {args.cache_dir or default_cache_dir()}")
-    print("| dataset | shape | classes | train | val | test | dropped rows | test sha256 |")
+    print("| dataset | shape | outputs | train | val | test | dropped rows | test sha256 |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for s in summaries:
         sizes = s["sizes"]

@@ -103,7 +103,9 @@ def add_deployment_options(parser: argparse.ArgumentParser, *, batch_size: int =
     parser.add_argument("--verify-wait-ms", type=float, default=100.0,
                         help="--verify: answer a group still short of outputs this long after its parities left as "
                         "without --verify (default: %(default)s)")
-    parser.add_argument("--default-class", type=int, default=0, help="class of the default prediction (default: %(default)s)")
+    parser.add_argument("--default-class", type=int,
+                        help="a classifier's class of the default answer (default: the task's own, from the training "
+                        "split: a classifier's most common class, a box regressor's mean box)")
     parser.add_argument("--slow", action="append", default=[], metavar="INSTANCE=MS",
                         help="emulate a straggler: instance INSTANCE holds each answer MS longer (repeatable)")
     parser.add_argument("--byzantine", action="append", default=[], metavar="INSTANCE=KIND",

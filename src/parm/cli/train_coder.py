@@ -32,9 +32,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_coded_run_options(parser)
     parser.add_argument("--encoder", choices=ENCODERS, default="mlp", help="MLPEncoder or ConvEncoder (default: %(default)s)")
-    parser.add_argument("--loss", choices=sorted(LOSSES), default=DEFAULTS.loss,
+    parser.add_argument("--loss", choices=sorted(LOSSES),
                         help="ce to the true label, kl to F's output distribution, mse to F's outputs (the paper's; "
-                        "default: %(default)s)")
+                        "default: ce for a classifier, mse for any other task)")
     parser.add_argument("--sentinel", type=float, default=0.0, help="decoder input for a lost output (default: %(default)s)")
     parser.add_argument("--residual", action="store_true",
                         help="the encoder learns a correction to a linear code's parities (weighted means of the k "
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape,
                        num_outputs=dataset.num_classes, sentinel=args.sentinel, residual=args.residual)
     name = (args.model or base.stem).replace(":", ".")
+    args.loss = args.loss or ("ce" if dataset.task == "classification" else "mse")
     joint = "".join(f"-{flag}" for flag in ("residual", "balanced", "joint") if getattr(args, flag))
     out = args.out or Path("runs") / "coder" / f"{dataset.name}-{name}-{args.encoder}-{args.loss}{joint}-k{args.k}-r{args.r}"
     config = training_config(args, CoderTrainConfig, loss=args.loss, joint=args.joint, balanced=args.balanced)

@@ -14,6 +14,7 @@ from parm.cli.options import (
 )
 from parm.codes import PARITY_MODEL_CODES, build_code
 from parm.runtime import seed_everything
+from parm.tasks import get_task
 from parm.training import TrainResult
 from parm.training.parity import DECODED_LOSSES, INITS, LOSSES, ParityTrainConfig, train_parity
 
@@ -47,7 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--loss", choices=[*sorted(LOSSES), *DECODED_LOSSES], default=DEFAULTS.loss,
                         help="against the code's target (mse, l1, smooth-l1: the paper's setting is mse), or on the "
                         "decoded reconstruction: KL to F's softmax (decoded-kl) or cross-entropy to the label "
-                        "(decoded-ce) (default: %(default)s)")
+                        "(decoded-ce) (default: decoded-kl for a classifier, mse for any other task)")
     add_training_options(parser, DEFAULTS, unit="coding groups", out="runs/parity/DATASET-MODEL-CODE-kK-rR")
     parser.set_defaults(run=run)
 
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def print_coded_result(result: TrainResult, weights: str) -> None:
     """The headline of a coded run: A_a, A_d and the default baseline, and where the files are."""
     test = result.test
-    print(f"A_a {test['available_accuracy']:.2%}   A_d {test['degraded_accuracy']:.2%}   "
-          f"default baseline {test['default_accuracy']:.2%}   (best epoch {result.best_epoch})")
+    task = get_task(test["task"])
+    print(f"{task.metric_label}: A_a {task.format(test['available_accuracy'])}   A_d {task.format(test['degraded_accuracy'])}"
+          f"   default baseline {task.format(test['default_accuracy'])}   (best epoch {result.best_epoch})")
     print(f"results written to {result.out_dir}/ ({weights}, code.json, metrics.json, report.md, curves.png)")

@@ -16,7 +16,7 @@ import numpy as np
 
 from parm.data.dataset import LabeledArrays, SourceData
 
-CACHE_VERSION = 1
+CACHE_VERSION = 1  # the manifest's task is optional (classification when absent)
 
 
 def default_cache_dir() -> Path:
@@ -56,6 +56,7 @@ def save_source(cache_dir: Path, key: str, source: SourceData) -> Path:
         "classes": list(source.classes),
         "dropped_rows": source.dropped_rows,
         "description": source.description,
+        "task": source.task,
     }
     os.replace(tmp, data_path)
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -89,6 +90,7 @@ def load_source(cache_dir: Path, key: str) -> SourceData | None:
             classes=tuple(manifest["classes"]),
             dropped_rows=int(manifest["dropped_rows"]),
             description=manifest["description"],
+            task=manifest.get("task", "classification"),
         )
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
         return None

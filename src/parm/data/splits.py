@@ -1,4 +1,5 @@
-"""Deterministic stratified splits: the same labels and seed always give the same indices."""
+"""Deterministic splits, stratified by class where targets are labels: the same targets and seed always give the
+same indices."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def stratified_split(labels: np.ndarray, sizes: Sequence[int], seed: int) -> lis
     labels = np.asarray(labels)
     if sum(sizes) > len(labels):
         raise ValueError(f"cannot take {sum(sizes)} samples from {len(labels)}")
+    if labels.ndim != 1:  # regression targets: one class, a plain seeded permutation
+        labels = np.zeros(len(labels), dtype=np.int64)
     rng = np.random.Generator(np.random.PCG64(seed))
     classes, counts = np.unique(labels, return_counts=True)
     shares = [_allocate(counts, size) for size in sizes]
@@ -86,6 +89,7 @@ def split_source(
         augment=augment,
         dropped_rows=source.dropped_rows,
         source=source.description,
+        task=source.task,
     )
 
 

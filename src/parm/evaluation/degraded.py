@@ -1,8 +1,9 @@
 """Degraded-mode accuracy: how well a code rebuilds the predictions of lost originals.
 
 A split is cut into coding groups of k (a seeded permutation); every group is scored under every
-erasure pattern of 1 to r lost originals. Reconstructions are judged against the true labels (A_d)
-and against the base model's own predictions (agreement).
+erasure pattern of 1 to r lost originals. Reconstructions are judged in the dataset's task's measures
+(`parm.tasks`: accuracy for classification, mean IoU for localization) against the true targets (A_d)
+and against the base model's own outputs (agreement).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from torch import nn
 
 from parm.codes import Code, erasure_patterns, lost_originals
 from parm.data.dataset import Preprocess, Split
-from parm.evaluation.predict import eval_batch, top_k_accuracy
+from parm.evaluation.predict import eval_batch
+from parm.tasks import Task
 
 OVERALL_FRACTIONS = tuple(i / 20 for i in range(21))
 
@@ -66,24 +68,27 @@ class ErasureScore:
     lost: int
     patterns: int
     reconstructions: int
-    accuracy: float
-    top5_accuracy: float
-    agreement: float  # reconstructions whose top class is the base model's own
+    accuracy: float  # the task's headline measure (`Task.metric`): accuracy, or mean IoU for localization
+    measures: dict[str, float]  # every measure of the task, the headline first
+    agreement: float  # reconstructions that answer as the base model does (`Task.agreement`)
     mse: float  # mean squared error of reconstructions against the base model's outputs
 
 
 @dataclass
 class DegradedEvaluation:
-    """A_a, A_d (overall and per number of lost originals), and the default-prediction baseline."""
+    """A_a, A_d (overall and per number of lost originals) and the default-prediction baseline, in the task's
+    headline measure (``metric``), each beside every measure of the task."""
 
     code: dict[str, Any]
+    task: str
+    metric: str
     available_accuracy: float
-    available_top5_accuracy: float
+    available_measures: dict[str, float]
     degraded_accuracy: float
-    degraded_top5_accuracy: float
+    degraded_measures: dict[str, float]
     agreement: float
     mse: float
-    default_class: int
+    default_output: list[float]
     default_accuracy: float
     groups: int
     by_lost: list[ErasureScore] = field(default_factory=list)
@@ -103,53 +108,59 @@ def score_reconstructions(
     base_outputs: torch.Tensor,
     parity_out: torch.Tensor,
     groups: torch.Tensor,
-    labels: torch.Tensor,
+    targets: torch.Tensor,
     *,
-    default_class: int = 0,
+    task: Task,
+    default_output: torch.Tensor,
 ) -> DegradedEvaluation:
     """Decode every group under every pattern of 1..r lost originals and score what was rebuilt.
 
     Runs on the device of ``base_outputs`` (where a learned code's decoder must live too).
     """
     device = base_outputs.device
-    groups, labels = groups.to(device), labels.to(device)
+    groups, targets = groups.to(device), targets.to(device)
     outputs = torch.cat([base_outputs[groups], parity_out.to(base_outputs)], dim=1)  # (G, k + r, m)
     per_lost: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
     for mask in erasure_patterns(code.k, code.r):
         lost = lost_originals(mask, code.k)
         rebuilt = code.decode(outputs, mask)[:, lost].flatten(0, 1)
         members = groups[:, lost].flatten()
-        per_lost.setdefault(len(lost), []).append((rebuilt, labels[members], base_outputs[members]))
+        per_lost.setdefault(len(lost), []).append((rebuilt, targets[members], base_outputs[members]))
     scores = []
     for lost, parts in sorted(per_lost.items()):
         rebuilt, truth, base = (torch.cat(column) for column in zip(*parts))
+        measures = task.measures(rebuilt, truth)
         scores.append(
             ErasureScore(
                 lost=lost,
                 patterns=len(parts),
                 reconstructions=len(truth),
-                accuracy=top_k_accuracy(rebuilt, truth, 1),
-                top5_accuracy=top_k_accuracy(rebuilt, truth, 5),
-                agreement=(rebuilt.argmax(1) == base.argmax(1)).float().mean().item(),
+                accuracy=measures[task.metric],
+                measures=measures,
+                agreement=task.agreement(rebuilt, base),
                 mse=(rebuilt - base).pow(2).mean().item(),
             )
         )
     total = sum(s.reconstructions for s in scores)
     members = groups.flatten()
 
-    def weighted(attr: str) -> float:
-        return sum(getattr(s, attr) * s.reconstructions for s in scores) / total
+    def weighted(value: Any) -> float:
+        return sum(value(s) * s.reconstructions for s in scores) / total
 
+    available = task.measures(base_outputs[members], targets[members])
+    default = default_output.to(base_outputs).expand(len(members), -1)
     return DegradedEvaluation(
         code=code.spec(),
-        available_accuracy=top_k_accuracy(base_outputs[members], labels[members], 1),
-        available_top5_accuracy=top_k_accuracy(base_outputs[members], labels[members], 5),
-        degraded_accuracy=weighted("accuracy"),
-        degraded_top5_accuracy=weighted("top5_accuracy"),
-        agreement=weighted("agreement"),
-        mse=weighted("mse"),
-        default_class=default_class,
-        default_accuracy=(labels[members] == default_class).float().mean().item(),
+        task=task.name,
+        metric=task.metric,
+        available_accuracy=available[task.metric],
+        available_measures=available,
+        degraded_accuracy=weighted(lambda s: s.accuracy),
+        degraded_measures={name: weighted(lambda s: s.measures[name]) for name in available},
+        agreement=weighted(lambda s: s.agreement),
+        mse=weighted(lambda s: s.mse),
+        default_output=default_output.tolist(),
+        default_accuracy=task.score(default, targets[members]),
         groups=len(groups),
         by_lost=scores,
     )
@@ -164,14 +175,11 @@ def evaluate_code(
     base_outputs: torch.Tensor,
     groups: torch.Tensor,
     *,
-    default_class: int,
+    task: Task,
+    default_output: torch.Tensor,
     device: torch.device | str = "cpu",
 ) -> DegradedEvaluation:
     """Run the parity models on the encoded groups of ``split`` and score the reconstructions."""
     out = parity_outputs(parity_models, code, split, preprocess, groups, device=device)
-    return score_reconstructions(code, base_outputs.to(device), out, groups, split.y, default_class=default_class)
-
-
-def most_common_class(labels: torch.Tensor) -> int:
-    """The default prediction a frontend without a code would return: the training split's mode."""
-    return int(torch.bincount(labels).argmax())
+    return score_reconstructions(code, base_outputs.to(device), out, groups, split.y, task=task,
+                                 default_output=default_output)

@@ -1,4 +1,4 @@
-"""Batched inference over a split and the accuracy measures built on it."""
+"""Batched inference over a split."""
 
 from __future__ import annotations
 
@@ -35,11 +35,3 @@ def predict_logits(
         outputs.append(model(x).float().cpu())
     model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0)
-
-
-def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
-    """Fraction of rows whose label is among the k largest outputs."""
-    if len(labels) == 0:
-        return float("nan")
-    top = logits.topk(min(k, logits.shape[1]), dim=1).indices
-    return (top == labels.view(-1, 1)).any(dim=1).float().mean().item()

@@ -9,12 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from parm.evaluation.degraded import (
-    DegradedEvaluation,
-    evaluate_code,
-    group_indices,
-    most_common_class,
-)
+from parm.evaluation.degraded import DegradedEvaluation, evaluate_code, group_indices
 from parm.evaluation.predict import predict_logits
 from parm.runs import open_coded_run
 from parm.runtime import resolve_device
@@ -67,5 +62,5 @@ def evaluate_run(
     base_out = predict_logits(base_model, dataset.test, dataset.preprocess, device=target)
     groups = group_indices(len(dataset.test), code.k, seed)
     evaluation = evaluate_code(code, parity_models, dataset.test, dataset.preprocess, base_out, groups,
-                               default_class=most_common_class(dataset.train.y), device=target)
+                               task=dataset.task_definition, default_output=dataset.default_output(), device=target)
     return EvaluatedRun(str(run_dir), card.model, card.dataset, evaluation)

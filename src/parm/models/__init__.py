@@ -3,7 +3,7 @@
 Importing the model modules registers them; see :func:`build_model` for user factories.
 """
 
-from . import lenet, mlp, resnet, vgg  # noqa: F401  (imported to register their models)
+from . import cnn, lenet, mlp, resnet, vgg  # noqa: F401  (imported to register their models)
 from .checkpoint import ModelCard, load_card, load_checkpoint, save_checkpoint, weights_path
 from .registry import UnknownModelError, build_model, describe_models, model_names, register_model
 

@@ -21,7 +21,8 @@ WEIGHTS_NAME = "model.safetensors"
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What a checkpoint is: which model, for which inputs and classes, trained on what data."""
+    """What a checkpoint is: which model, for which inputs and outputs (classes, or a regression's values), trained
+    on what data for which task, and the task's default answer (None in cards written before tasks: class 0)."""
 
     model: str
     input_shape: tuple[int, int, int]
@@ -31,6 +32,8 @@ class ModelCard:
     preprocess: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     parm_version: str = __version__
+    task: str = "classification"
+    default_output: tuple[float, ...] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -44,6 +47,8 @@ class ModelCard:
         data = json.loads(text)
         data["input_shape"] = tuple(data["input_shape"])
         data["classes"] = tuple(data["classes"])
+        if data.get("default_output") is not None:
+            data["default_output"] = tuple(data["default_output"])
         return cls(**data)
 
 

@@ -1,7 +1,7 @@
 """Training a base model F: the network whose predictions parm later protects.
 
-Cross-entropy on shuffled batches of the train split (crop + flip for CIFAR), scored on validation
-accuracy. `train_base` is what ``parm train-base`` runs; a notebook calls it with the same defaults.
+The task's loss (`parm.tasks`: cross-entropy for classification) on shuffled batches of the train split (crop +
+flip for CIFAR), scored on the task's validation measure. `train_base` is what ``parm train-base`` runs; a notebook calls it with the same defaults.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from parm.data.dataset import Dataset
-from parm.evaluation import predict_logits, top_k_accuracy
+from parm.evaluation import predict_logits
 from parm.models import ModelCard
 from parm.runs import BaseRun
 from parm.runtime import resolve_compute
@@ -25,7 +25,7 @@ from parm.training.report import TrainResult
 
 @dataclass
 class BaseTrainConfig(TrainConfig):
-    """Base-model training: Adam on cross-entropy, optional crop + flip augmentation."""
+    """Base-model training: Adam on the task's loss, optional crop + flip augmentation."""
 
     augment: bool | None = None  # None: the dataset's own default (crop + flip for CIFAR)
 
@@ -44,7 +44,7 @@ def train_base(
 
     The initial weights are the caller's: seed before building ``model`` for a reproducible run.
     Writes ``model.safetensors`` + ``model.json`` (best epoch), ``train_state.pt`` (last epoch,
-    for ``resume``), ``metrics.json`` (test accuracy of the best epoch), ``report.md`` and
+    for ``resume``), ``metrics.json`` (the task's test measures of the best epoch), ``report.md`` and
     ``curves.png`` into ``out_dir``.
     """
     config = config or BaseTrainConfig()
@@ -55,7 +55,9 @@ def train_base(
     compute.place(model)
     run = BaseRun(out_dir)
     card = ModelCard(model_name, dataset.input_shape, dataset.classes, dataset.name, dataset.split_seed,
-                     dataset.preprocess.to_dict(), {"dataset_args": dataset.load_args})
+                     dataset.preprocess.to_dict(), {"dataset_args": dataset.load_args}, task=dataset.task,
+                     default_output=tuple(dataset.default_output().tolist()))
+    task, metric = dataset.task_definition, dataset.task_definition.metric
     train_x, train_y = dataset.train.x.to(device), dataset.train.y.to(device)
     augment = dataset.augment if config.augment is None else config.augment
 
@@ -67,28 +69,24 @@ def train_base(
             yield (random_crop_flip(x, generator) if augment else x), train_y[index]
 
     def step(x: torch.Tensor, y: torch.Tensor) -> Step:
-        logits = model(x)
-        correct = (logits.detach().argmax(1) == y).sum()
-        return Step(nn.functional.cross_entropy(logits, y), len(y), {"accuracy": correct})
+        outputs = model(x)
+        return Step(task.loss(outputs, y), len(y), {metric: task.per_sample(outputs.detach(), y).sum()})
 
     def validate() -> dict[str, float]:
-        logits = predict_logits(model, dataset.val, dataset.preprocess, device=device)
-        loss = nn.functional.cross_entropy(logits, dataset.val.y).item()
-        return {"val_loss": loss, "val_accuracy": top_k_accuracy(logits, dataset.val.y)}
+        outputs = predict_logits(model, dataset.val, dataset.preprocess, device=device)
+        return {"val_loss": task.loss(outputs, dataset.val.y).item(), f"val_{metric}": task.score(outputs, dataset.val.y)}
 
     trainee = Trainee(
         module=model,
         batches=batches,
         step=step,
         validate=validate,
-        score="val_accuracy",
+        score=f"val_{metric}",
         save_best=lambda: run.save(model, card),
         load_best=lambda: run.load(model),
         fingerprint={"model_name": model_name, "dataset": dataset.name, "test_checksum": dataset.test.checksum()},
         epoch_size=len(train_y),
     )
     outcome = fit(trainee, out_dir, config, compute=compute, resume=resume)
-    logits = predict_logits(model, dataset.test, dataset.preprocess, device=device)
-    test = {"accuracy": top_k_accuracy(logits, dataset.test.y, 1),
-            "top5_accuracy": top_k_accuracy(logits, dataset.test.y, 5)}
+    test = task.measures(predict_logits(model, dataset.test, dataset.preprocess, device=device), dataset.test.y)
     return finish_run(out_dir, f"{model_name} on {dataset.name}", outcome, test, config)

@@ -21,7 +21,7 @@ from torch import nn
 from parm.codes import Code
 from parm.data.cache import file_sha256
 from parm.data.dataset import Dataset
-from parm.evaluation import DegradedEvaluation, evaluate_code, group_indices, most_common_class, predict_logits
+from parm.evaluation import DegradedEvaluation, evaluate_code, group_indices, predict_logits
 from parm.models import ModelCard
 from parm.runs import BaseRun, CodedRun
 from parm.runtime import Compute, resolve_compute
@@ -91,7 +91,7 @@ class CodedTraining:
         self.train_x = dataset.train.x.to(self.device)
         self.train_outputs = self.base.outputs["train"].to(self.device)  # F(X) of every training sample, fixed
         self.train_y = dataset.train.y.to(self.device)
-        self.default_class = most_common_class(dataset.train.y)
+        self.task, self.default_output = dataset.task_definition, dataset.default_output()
         self.fingerprint = {"code": json.dumps(code.spec()), "dataset": dataset.name,
                             "test_checksum": dataset.test.checksum(), "base_sha256": file_sha256(self.base.run.weights)}
 
@@ -112,7 +112,7 @@ class CodedTraining:
         split = getattr(self.dataset, split_name)
         groups = group_indices(len(split), self.code.k, self.config.eval_seed)
         return evaluate_code(self.code, parity_models, split, self.dataset.preprocess, self.base.outputs[split_name],
-                             groups, default_class=self.default_class, device=self.device)
+                             groups, task=self.task, default_output=self.default_output, device=self.device)
 
     def trainee(self, module: nn.Module, step: Callable[[torch.Tensor, torch.Tensor], Step],
                 parity_models: Sequence[nn.Module], *, save_best: Callable[[], None],
@@ -121,9 +121,10 @@ class CodedTraining:
 
         def validate() -> dict[str, float]:
             evaluation = self.evaluate("val", parity_models)
-            return {"val_loss": evaluation.mse, "val_degraded_accuracy": evaluation.degraded_accuracy}
+            return {"val_loss": evaluation.mse, f"val_degraded_{self.task.metric}": evaluation.degraded_accuracy}
 
-        return Trainee(module=module, batches=self.batches, step=step, validate=validate, score="val_degraded_accuracy",
+        return Trainee(module=module, batches=self.batches, step=step, validate=validate,
+                       score=f"val_degraded_{self.task.metric}",
                        save_best=save_best, load_best=load_best, fingerprint=self.fingerprint,
                        epoch_size=len(self.train_x) // self.code.k, unit="group")
 

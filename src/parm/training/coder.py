@@ -10,7 +10,7 @@ averaged over the lost originals only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -44,12 +44,13 @@ LOSSES = {
 class CoderTrainConfig(CodedTrainConfig):
     """Learned-code training: the paper's Adam 1e-3, weight decay 1e-5 and 64 groups per batch.
 
-    The loss defaults to cross-entropy to the true label, which converges several times faster than
-    the paper's MSE on Fashion-MNIST (docs/RESULTS.md); ``loss="mse"`` is the paper's setting.
+    For classification the loss defaults to cross-entropy to the true label, which converges several times faster
+    than the paper's MSE on Fashion-MNIST (docs/RESULTS.md); ``loss="mse"`` is the paper's setting, and the default
+    for any other task.
     """
 
     epochs: int = 20
-    loss: str = "ce"
+    loss: str | None = None  # None: ce for classification, mse otherwise
     joint: bool = False  # paper section VI-C: parity models (from F's weights) learned with the encoder and decoder
     balanced: bool = False  # the loss of the worst-rebuilt lost position, not the mean (an encoder cannot drop one)
 
@@ -70,6 +71,10 @@ def train_coder(
     (degraded-mode test scores), ``report.md``, ``curves.png`` and ``train_state.pt``.
     """
     config = config or CoderTrainConfig()
+    config = replace(config, loss=config.loss or ("ce" if dataset.task == "classification" else "mse"))
+    if config.loss != "mse" and dataset.task != "classification":
+        raise ValueError(f"--loss {config.loss} scores classes, but {dataset.name} is a {dataset.task} dataset: "
+                         "use --loss mse")
     criterion = choose_loss(LOSSES, config.loss)
     coded = CodedTraining(base_path, dataset, code, out_dir, config, resume=resume, overwrite=overwrite)
     coded.compute.place(code)

@@ -239,6 +239,6 @@ def _format(row: dict[str, float]) -> str:
         if key.endswith("s_per_second"):
             parts.append(f"{value:,.0f} {key.removesuffix('s_per_second')}/s")
             continue
-        label = key.replace("_accuracy", "").replace("train_", "train ").replace("val_", "val ")
+        label = key.replace("_accuracy", "").replace("train_", "train ").replace("val_", "val ").replace("_", " ")
         parts.append(f"{label} {value:.2%}" if "accuracy" in key else f"{label} {value:.4g}")
     return "  ".join(parts)

@@ -8,7 +8,7 @@ costs only the parity models' own forward and backward passes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -32,13 +32,18 @@ DECODED_LOSSES = ("decoded-kl", "decoded-ce")
 
 @dataclass
 class ParityTrainConfig(CodedTrainConfig):
-    """Parity-model training: Adam 1e-3, weight decay 1e-5 and 64 groups per batch, as the paper. The loss defaults
-    to KL of each decoded reconstruction to F's softmax, which beat the paper's MSE by 0.9 to 4.0 points of A_d
-    for the sum and concatenation codes at k = 2 and 4 on Fashion-MNIST (docs/RESULTS.md); ``loss="mse"`` is the
-    paper's setting."""
+    """Parity-model training: Adam 1e-3, weight decay 1e-5 and 64 groups per batch, as the paper. For classification
+    the loss defaults to KL of each decoded reconstruction to F's softmax, which beat the paper's MSE by 0.9 to 4.0
+    points of A_d for the sum and concatenation codes at k = 2 and 4 on Fashion-MNIST (docs/RESULTS.md); for other
+    tasks (regression) to the paper's MSE, which ``loss="mse"`` also selects for classification."""
 
-    loss: str = "decoded-kl"
+    loss: str | None = None  # None: `default_loss` of the dataset's task
     init: str = "base"  # start from F's weights ("base"), the paper's scheme ("paper") or torch's ("default")
+
+
+def default_loss(task: str) -> str:
+    """The parity-model loss of ``ParityTrainConfig`` for a task: decoded-kl for classification, else MSE."""
+    return "decoded-kl" if task == "classification" else "mse"
 
 
 def build_parity_models(
@@ -64,7 +69,8 @@ def parity_cards(coded: CodedTraining, architecture: str | None = None) -> list[
     base, dataset, code = coded.base, coded.dataset, coded.code
     extra = {"role": "parity", "code": code.spec(), "base": str(base.run.weights), "dataset_args": dataset.load_args}
     return [ModelCard(architecture or base.card.model, base.card.input_shape, base.card.classes, dataset.name,
-                      dataset.split_seed, base.card.preprocess, {**extra, "index": j}) for j in range(code.r)]
+                      dataset.split_seed, base.card.preprocess, {**extra, "index": j}, task=base.card.task)
+            for j in range(code.r)]
 
 
 def train_parity(
@@ -86,6 +92,10 @@ def train_parity(
     (degraded-mode test scores), ``report.md``, ``curves.png`` and ``train_state.pt``.
     """
     config = config or ParityTrainConfig()
+    config = replace(config, loss=config.loss or default_loss(dataset.task))
+    if config.loss in DECODED_LOSSES and dataset.task != "classification":
+        raise ValueError(f"--loss {config.loss} scores softmax classes, but {dataset.name} is a {dataset.task} "
+                         f"dataset: use --loss {' or '.join(LOSSES)}")
     criterion = None if config.loss in DECODED_LOSSES else choose_loss(LOSSES, config.loss)
     coded = CodedTraining(base_path, dataset, code, out_dir, config, resume=resume, overwrite=overwrite)
     base = coded.base

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parm.tasks import TASKS
+
 METRICS_NAME = "metrics.json"
 REPORT_NAME = "report.md"
 CURVES_NAME = "curves.png"
@@ -30,9 +32,16 @@ class TrainResult:
         return data
 
 
+def score_task(key: str) -> str | None:
+    """The task whose headline measure a history key holds (``val_accuracy``, ``val_degraded_mean_iou``), if any."""
+    return next((task.name for task in TASKS.values() if key.endswith(task.metric)), None)
+
+
 def _cell(key: str, value: float) -> str:
     if "accuracy" in key:
         return f"{value:.2%}"
+    if score_task(key):
+        return f"{value:.3f}"
     if key.endswith("per_second"):
         return f"{value:,.0f}"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -57,7 +66,7 @@ def training_table(result: TrainResult) -> str:
 
 
 def plot_curves(result: TrainResult) -> None:
-    """Losses, and accuracies in percent, against epochs."""
+    """Losses, and the task's scores (accuracies in percent), against epochs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,10 +78,13 @@ def plot_curves(result: TrainResult) -> None:
         ax_loss.plot(epochs, [row[key] for row in result.history], marker="o", label=key)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    for key in (k for k in result.history[0] if "accuracy" in k):
-        ax_acc.plot(epochs, [100 * row[key] for row in result.history], marker="o", label=key)
+    scores = [k for k in result.history[0] if score_task(k)]
+    task = TASKS[score_task(scores[0])] if scores else TASKS["classification"]
+    scale = 100 if task.percent else 1
+    for key in scores:
+        ax_acc.plot(epochs, [scale * row[key] for row in result.history], marker="o", label=key)
     ax_acc.axvline(result.best_epoch, color="grey", linestyle=":", label=f"best epoch ({result.best_epoch})")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=result.title)
+    ax_acc.set(xlabel="epoch", ylabel=task.metric_label + (" (%)" if task.percent else ""), title=result.title)
     ax_acc.legend()
     fig.tight_layout()
     fig.savefig(result.out_dir / CURVES_NAME, dpi=120)

@@ -21,6 +21,7 @@ from parm.serving.core.coordinator import CoordinatorConfig
 from parm.serving.core.pools import BASE_POOL, Pool, model_name, plan_pools, pools_of_sizes
 from parm.serving.http.model import ModelInfo, TensorSpec
 from parm.serving.instance import InstanceSpec
+from parm.tasks import class_output
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 OUT_OF_RANGE = ("refuse", "clip")
@@ -37,7 +38,7 @@ class ServeOptions:
     mode: str = "parm"
     instances: int = 2
     coding: CoordinatorConfig = field(default_factory=CoordinatorConfig)
-    default_class: int = 0
+    default_class: int | None = None  # a classifier's default answer; None: the run's task's (its card's)
     noop: bool = False
     delays: Mapping[int, float] = field(default_factory=dict)
     wrong: Mapping[int, str] = field(default_factory=dict)  # Byzantine instances: id -> `WRONG_KINDS` entry
@@ -82,8 +83,7 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
         unknown = sorted(i for i in named if not 0 <= i < count)
         if unknown:
             raise ValueError(f"{flag} names instances {unknown}, but this deployment has instances 0..{count - 1}")
-    if not 0 <= options.default_class < card.num_classes:
-        raise ValueError(f"--default-class must be in 0..{card.num_classes - 1}, got {options.default_class}")
+    default_output = _default_output(card, options.default_class)
     specs = tuple(
         InstanceSpec(
             id=i, pool=pool,
@@ -92,18 +92,33 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
         )
         for pool, ids in pools.items() for i in ids
     )
-    default_output = np.full(card.num_classes, -10.0, dtype=np.float32)
-    default_output[options.default_class] = 10.0
     model = ModelInfo(
         name=options.name or base_model_name(card),
         inputs=(TensorSpec(INPUT_NAME, "FP32", (-1, *card.input_shape), bounds=input_bounds(card),
                            clip=options.out_of_range == "clip"),),
         outputs=(TensorSpec(OUTPUT_NAME, "FP32", (-1, card.num_classes)),),
         parameters={"mode": options.mode, "k": str(config.k), "r": str(config.r),
-                    "code": code.name if code is not None else "none", "classes": json.dumps(list(card.classes))},
+                    "code": code.name if code is not None else "none", "task": card.task,
+                    "classes": json.dumps(list(card.classes))},
     )
     return Deployment(model, specs, pools, config, code if options.mode == "parm" else None, default_output,
                       options.mode)
+
+
+def _default_output(card: ModelCard, default_class: int | None) -> np.ndarray:
+    """What a query is answered at its deadline: ``default_class`` of a classifier, else the card's task default (a
+    classifier's most common training class, a box regressor's mean box; class 0 for cards older than tasks)."""
+    if default_class is not None:
+        if card.task != "classification":
+            raise ValueError(f"--default-class is for classifiers, but this run's task is {card.task}: its default "
+                             "answer comes from its training data")
+        try:
+            return class_output(default_class, card.num_classes).numpy()
+        except ValueError as error:
+            raise ValueError(f"--default-class: {error}") from None
+    if card.default_output is None:
+        return class_output(0, card.num_classes).numpy()
+    return np.asarray(card.default_output, dtype=np.float32)
 
 
 def base_model_name(card: ModelCard) -> str:
