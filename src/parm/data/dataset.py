@@ -85,8 +85,8 @@ class Split:
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Stored inputs to model inputs: uint8 images scaled to [0, 1] (float features as they are), then optional
-    per-channel mean/std.
+    """Stored inputs to model inputs: uint8 images scaled to [0, 1] (``pixels``), or float features taken as they
+    are, then optional per-channel mean/std.
 
     Stored in every checkpoint so that evaluation and serving feed models exactly what they
     were trained on.
@@ -94,9 +94,10 @@ class Preprocess:
 
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    pixels: bool = True  # uint8 images in 0..255; False: float features (spectrograms), which have no fixed range
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float().clone()
+        out = x.float().div_(255.0) if self.pixels else x.float().clone()
         if self.mean is not None and self.std is not None:
             shape = (1, -1, 1, 1)
             mean = torch.tensor(self.mean, device=out.device).view(shape)
@@ -105,18 +106,23 @@ class Preprocess:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scale": 1 / 255, "mean": self.mean and list(self.mean), "std": self.std and list(self.std)}
+        return {"scale": 1 / 255 if self.pixels else 1.0, "mean": self.mean and list(self.mean),
+                "std": self.std and list(self.std), "pixels": self.pixels}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocess:
         mean, std = data.get("mean"), data.get("std")
-        return cls(tuple(mean) if mean else None, tuple(std) if std else None)
+        return cls(tuple(mean) if mean else None, tuple(std) if std else None, bool(data.get("pixels", True)))
 
     @classmethod
-    def channel_stats(cls, x: np.ndarray) -> Preprocess:
-        """Per-channel mean/std of the inputs as `__call__` scales them (the CIFAR convention), on the train split."""
-        scaled = x.astype(np.float64) / (255.0 if x.dtype == np.uint8 else 1.0)
-        return cls(tuple(scaled.mean(axis=(0, 2, 3)).tolist()), tuple(scaled.std(axis=(0, 2, 3)).tolist()))
+    def of_inputs(cls, x: np.ndarray, *, normalize: bool) -> Preprocess:
+        """The preprocessing of a training split's inputs: pixels for uint8, and with ``normalize`` the per-channel
+        mean/std of the inputs as scaled (the CIFAR convention)."""
+        pixels = x.dtype == np.uint8
+        if not normalize:
+            return cls(pixels=pixels)
+        scaled = x.astype(np.float64) / (255.0 if pixels else 1.0)
+        return cls(tuple(scaled.mean(axis=(0, 2, 3)).tolist()), tuple(scaled.std(axis=(0, 2, 3)).tolist()), pixels)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def split_source(
         test=Split.from_arrays(test),
         classes=source.classes,
         split_seed=seed,
-        preprocess=Preprocess.channel_stats(train.x) if normalize else Preprocess(),
+        preprocess=Preprocess.of_inputs(train.x, normalize=normalize),
         augment=augment,
         dropped_rows=source.dropped_rows,
         source=source.description,

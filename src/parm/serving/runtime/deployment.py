@@ -134,9 +134,12 @@ def pool_model_name(run: BaseRun | CodedRun, pool: Pool) -> str:
     return model_name(base_model_name(run.base.card()), BASE_POOL if runs_base else pool)
 
 
-def input_bounds(card: ModelCard) -> tuple[float, float]:
-    """The range of F's preprocessed training inputs: pixels in [0, 1], then per-channel (x - mean) / std."""
+def input_bounds(card: ModelCard) -> tuple[float, float] | None:
+    """The range of F's preprocessed training inputs: pixels in [0, 1], then per-channel (x - mean) / std; None for
+    float features (spectrograms), whose range is not fixed."""
     preprocess = Preprocess.from_dict(card.preprocess)
+    if not preprocess.pixels:
+        return None
     if preprocess.mean is None or preprocess.std is None:
         return 0.0, 1.0
     lows = [(0.0 - m) / s for m, s in zip(preprocess.mean, preprocess.std, strict=True)]
