@@ -26,6 +26,7 @@ def grid_cells(k: int, height: int, width: int) -> list[tuple[int, int, int, int
 
 class ConcatenationCode(SumCode):
     name = "concat"
+    encodes_with_matrix = False  # decoded as the sum code, but its parity is a tiling, not a sum
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:

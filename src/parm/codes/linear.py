@@ -60,6 +60,7 @@ class MatrixCode(Code):
     """
 
     coefficients: torch.Tensor
+    encodes_with_matrix = True  # parities are ``coefficients @ inputs`` (the concatenation code tiles instead)
 
     def __init__(self, k: int, r: int) -> None:
         super().__init__(k, r)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from parm.codes import DecodingError, LearnedCode, build_code
 from parm.serving.core.codec import LinearCodec, TorchCodec, codec_for
@@ -28,6 +29,23 @@ def test_the_numpy_codec_matches_the_codes_torch_arithmetic(name: str, k: int, r
     np.testing.assert_allclose(rebuilt, torch_codec.decode(outputs, available), rtol=1e-4, atol=1e-4)
     kept = available[:, :k]
     np.testing.assert_array_equal(rebuilt[kept], outputs[:, :k][kept])  # available originals pass through exactly
+
+
+@pytest.mark.parametrize(("name", "k"), [("concat", 2), ("concat", 4)])
+def test_a_code_that_tiles_is_served_with_its_own_encoder_and_the_sum_decoder(name: str, k: int) -> None:
+    """The concatenation code decodes as the sum code, but its parity is k downsized images side by side, not their
+    sum (a served concat run once summed them: reconstructions at half their offline quality)."""
+    code, rng = build_code(name, k), np.random.default_rng(k)
+    codec = codec_for(code)
+    groups = [[rng.random((1, 8, 8)).astype(np.float32) for _ in range(k)] for _ in range(3)]
+    x = torch.from_numpy(np.array(groups))
+    np.testing.assert_array_equal(codec.encode(groups), code.encode(x).numpy())
+    assert not np.allclose(codec.encode(groups), x.sum(1, keepdim=True).numpy())
+    outputs = rng.normal(size=(3, k + 1, 10)).astype(np.float32)
+    available = np.ones((3, k + 1), dtype=bool)
+    available[:, 0] = False
+    np.testing.assert_allclose(codec.decode(outputs, available)[:, 0], outputs[:, k] - outputs[:, 1:k].sum(1), rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_the_numpy_codec_refuses_groups_missing_more_than_r() -> None:

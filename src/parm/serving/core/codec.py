@@ -68,7 +68,9 @@ class TorchCodec(Codec):
 
 
 class LinearCodec(Codec):
-    """A matrix code (linear or Berrut) as numpy matrix products with its coefficient and decoding matrices.
+    """A matrix code (linear, Berrut, concatenation) as numpy matrix products with its coefficient and decoding
+    matrices (a code whose parities are not ``coefficients @ inputs``, the concatenation code's tiles, encodes
+    with its own torch arithmetic).
 
     Same arithmetic as `MatrixCode.encode` / `decode`, without torch's per-call cost, which on a busy
     frontend (caches cold between queries) measured 128 us per encode and 325 us per decode.
@@ -78,11 +80,14 @@ class LinearCodec(Codec):
 
     def __init__(self, code: MatrixCode) -> None:
         super().__init__(code)
-        self.coefficients = code.coefficients.numpy().astype(np.float32)
+        self.coefficients = code.coefficients.numpy().astype(np.float32) if code.encodes_with_matrix else None
         self._matrices: dict[bytes, np.ndarray] = {}  # per group pattern
         self._batches: dict[bytes, np.ndarray] = {}  # per pattern of a few groups' patterns, stacked
 
     def _encode(self, inputs: np.ndarray) -> np.ndarray:
+        if self.coefficients is None:  # a code that encodes otherwise (the concatenation code tiles its images)
+            with torch.inference_mode():
+                return self.code.encode(torch.from_numpy(inputs)).numpy()
         flat = inputs.reshape(*inputs.shape[:2], -1)
         return (self.coefficients @ flat).reshape(len(inputs), self.code.r, *inputs.shape[2:])
 
