@@ -1,4 +1,4 @@
-"""``parm evaluate``: degraded-mode accuracy of trained coded runs, with tables and plots."""
+"""``parm evaluate``: degraded-mode scores of trained coded runs, in their task's measure, with tables and plots."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from parm.evaluation.runs import evaluate_run
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "evaluate",
-        help="degraded-mode accuracy (A_a, A_d, A_o, default baseline) of parity-model, learned-code or Berrut runs",
+        help="degraded-mode scores (A_a, A_d, A_o, default baseline) of parity-model, learned-code or Berrut runs",
         description="Evaluate parity-model, learned-code and training-free (Berrut) runs on the test split: A_a, "
-        "A_d for every erasure pattern of 1 to r lost originals (top-1, top-5, agreement with the base model), A_o(f) and the "
-        "default-prediction baseline. Writes evaluation.json, evaluation.md, accuracy.png (paper "
+        "A_d for every erasure pattern of 1 to r lost originals, A_o(f) and the default-prediction baseline, in the "
+        "task's measures (classification: top-1, top-5; localization: mean IoU, IoU >= 0.5) with agreement with the "
+        "base model. Writes evaluation.json, evaluation.md, accuracy.png (paper "
         "Fig. 8), overall.png (Fig. 9) and degraded_vs_k.png (Fig. 11).",
         epilog="example: parm evaluate runs/parity/fashion-mnist-base-mlp-sum-k2-r1 runs/parity/fashion-mnist-base-mlp-sum-k4-r1",
     )

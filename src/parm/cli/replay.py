@@ -15,7 +15,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="replay test-split queries through a local server (a slow or killed instance) and score the answers",
         description="Start `parm serve` on loopback with local instances, send test-split queries with tritonclient "
         "from several threads, optionally SIGKILL one instance mid-load, and print how many answers were original, "
-        "reconstructed or default, with the accuracy of each against the true labels and the offline A_d "
+        "reconstructed or default, each scored against the true targets in the task's measure (accuracy, or mean IoU "
+        "for boxes) with the offline A_d "
         "(`parm evaluate`) beside them.",
         epilog="example: parm replay runs/parity/fashion-mnist-base-mlp-sum-k2-r1 --queries 300 --slow 0=50",
     )

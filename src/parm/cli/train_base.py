@@ -1,4 +1,4 @@
-"""``parm train-base``: train a base model F and report its test accuracy."""
+"""``parm train-base``: train a base model F and report its test scores in its task's measures."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train-base",
         help="train a base model (the network parm protects)",
-        description="Train a base model with Adam, keep the best validation epoch, and write its "
+        description="Train a base model with Adam on its dataset's task (cross-entropy for classes, smooth L1 for "
+        "boxes), keep the best validation epoch, and write its "
         "checkpoint (model.safetensors + model.json), metrics.json, report.md and curves.png.",
         epilog="example: parm train-base --dataset fashion-mnist --model base-mlp",
     )
@@ -40,9 +41,10 @@ def run(args: argparse.Namespace) -> int:
     config = training_config(args, BaseTrainConfig, augment=args.augment)
     print(
         f"training {args.model} on {dataset.name}: {len(dataset.train):,} train / {len(dataset.val):,} val / "
-        f"{len(dataset.test):,} test images of shape {'x'.join(map(str, dataset.input_shape))}"
+        f"{len(dataset.test):,} test inputs of shape {'x'.join(map(str, dataset.input_shape))}"
     )
     result = train_base(model, dataset, out, model_name=args.model, config=config, resume=args.resume, overwrite=args.overwrite)
-    print(json.dumps({"best_epoch": result.best_epoch, "val_accuracy": result.best_score, "test": result.test}, indent=2))
+    metric = dataset.task_definition.metric
+    print(json.dumps({"best_epoch": result.best_epoch, f"val_{metric}": result.best_score, "test": result.test}, indent=2))
     print(f"results written to {out}/ (model.safetensors, model.json, metrics.json, report.md, curves.png)")
     return 0
