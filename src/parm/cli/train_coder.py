@@ -16,7 +16,7 @@ from parm.cli.train_parity import print_coded_result
 from parm.codes import LearnedCode
 from parm.codes.learned import ENCODERS
 from parm.runtime import seed_everything
-from parm.training.coder import LOSSES, CoderTrainConfig, train_coder
+from parm.training.coder import LOSSES, CoderTrainConfig, default_loss, train_coder
 
 DEFAULTS = CoderTrainConfig()
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape,
                        num_outputs=dataset.num_classes, sentinel=args.sentinel, residual=args.residual)
     name = (args.model or base.stem).replace(":", ".")
-    args.loss = args.loss or ("ce" if dataset.task == "classification" else "mse")
+    args.loss = args.loss or default_loss(dataset.task)
     joint = "".join(f"-{flag}" for flag in ("residual", "balanced", "joint") if getattr(args, flag))
     out = args.out or Path("runs") / "coder" / f"{dataset.name}-{name}-{args.encoder}-{args.loss}{joint}-k{args.k}-r{args.r}"
     config = training_config(args, CoderTrainConfig, loss=args.loss, joint=args.joint, balanced=args.balanced)

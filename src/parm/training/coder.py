@@ -55,6 +55,11 @@ class CoderTrainConfig(CodedTrainConfig):
     balanced: bool = False  # the loss of the worst-rebuilt lost position, not the mean (an encoder cannot drop one)
 
 
+def default_loss(task: str) -> str:
+    """The learned-code loss of ``CoderTrainConfig`` for a task: cross-entropy for classification, else MSE."""
+    return "ce" if task == "classification" else "mse"
+
+
 def train_coder(
     base_path: str | Path,
     dataset: Dataset,
@@ -71,7 +76,7 @@ def train_coder(
     (degraded-mode test scores), ``report.md``, ``curves.png`` and ``train_state.pt``.
     """
     config = config or CoderTrainConfig()
-    config = replace(config, loss=config.loss or ("ce" if dataset.task == "classification" else "mse"))
+    config = replace(config, loss=config.loss or default_loss(dataset.task))
     if config.loss != "mse" and dataset.task != "classification":
         raise ValueError(f"--loss {config.loss} scores classes, but {dataset.name} is a {dataset.task} dataset: "
                          "use --loss mse")
