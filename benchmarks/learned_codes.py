@@ -1,7 +1,7 @@
 """Learned encoders and decoders (paper Table IV rows this machine can run), Base-MLP, k = 2.
 
 Run: .venv/bin/python benchmarks/learned_codes.py --dataset fashion-mnist --encoder mlp --loss ce --epochs 60
-     [--seed 1] [--residual] [--balanced] [--joint]
+     [--seed 1] [--residual] [--balanced] [--joint] [--shift 2]
 Trains (or reuses) runs/base/DATASET-base-mlp, then one learned code with the same defaults as
 `parm train-coder`, and prints A_a, A_d (per number of lost originals), agreement with F, wall time
 and median training groups/s as a Markdown table; the figures go to runs/bench/learned_codes/*.json.
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--residual", action="store_true", help="a linear code's parities plus a learned part (--residual)")
     parser.add_argument("--balanced", action="store_true", help="the worst lost position's loss (parm train-coder --balanced)")
     parser.add_argument("--joint", action="store_true", help="parity models learned with the code (parm train-coder --joint)")
+    parser.add_argument("--shift", type=int, default=0, help="shift training images by up to this many pixels (--shift)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/learned_codes"))
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
@@ -44,10 +45,11 @@ def main() -> None:
     code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape, num_outputs=dataset.num_classes,
                        residual=args.residual)
     variant = "".join(f"-{flag}" for flag in ("residual", "balanced", "joint") if getattr(args, flag))
+    variant += f"-shift{args.shift}" if args.shift else ""
     name = f"{args.dataset}-{args.encoder}-{args.loss}{variant}-k{args.k}-r{args.r}-e{args.epochs}-s{args.seed}"
     started = time.perf_counter()
     config = CoderTrainConfig(epochs=args.epochs, loss=args.loss, seed=args.seed, balanced=args.balanced, joint=args.joint,
-                              progress=False)
+                              shift=args.shift, progress=False)
     result = train_coder(base, dataset, code, args.out / name, config=config, overwrite=True)
     test = result.test
     row = {

@@ -8,7 +8,7 @@ import torch
 from parm.models import build_model
 from parm.models.checkpoint import load_checkpoint
 from parm.training import BaseTrainConfig, CheckpointExistsError, TrainConfig, loop, train_base
-from parm.training.augment import random_crop_flip
+from parm.training.augment import random_crop_flip, random_shift
 
 
 def _train(dataset, out, epochs, **kw):
@@ -95,3 +95,13 @@ def test_cosine_schedule_decays_from_lr_towards_zero():
     assert loop.epoch_lr(TrainConfig(schedule="constant", lr=0.5), 7) == 0.5
     with pytest.raises(ValueError, match="cosine or constant"):
         loop.epoch_lr(TrainConfig(schedule="step"), 1)
+
+
+def test_shift_translates_each_image_as_a_whole():
+    x = torch.arange(3 * 1 * 5 * 5, dtype=torch.uint8).view(3, 1, 5, 5) + 1
+    out = random_shift(x, torch.Generator().manual_seed(1), padding=2)
+    padded = torch.nn.functional.pad(x, (2,) * 4)
+    for i in range(3):  # each output is one 5x5 window of its own zero-padded image
+        windows = [padded[i, :, r:r + 5, c:c + 5] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out[i], window) for window in windows)
+    assert torch.equal(random_shift(x, torch.Generator().manual_seed(1), padding=0), x)

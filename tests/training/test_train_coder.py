@@ -109,3 +109,21 @@ def test_a_balanced_run_trains_on_its_worst_lost_position(tiny_dataset, base_che
                          config=_config(balanced=True))
     assert (tmp_path / "balanced" / "code.safetensors").exists() and result.config["balanced"] is True
     assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in result.history)
+
+
+def test_shifted_batches_carry_f_of_the_shifted_images(tiny_dataset, base_checkpoint, tmp_path):
+    from parm.training.coded import CodedTraining
+
+    code = _code(tiny_dataset)
+    plain = CodedTraining(base_checkpoint, tiny_dataset, code, tmp_path / "plain", _config(), resume=False, overwrite=False)
+    shifted = CodedTraining(base_checkpoint, tiny_dataset, code, tmp_path / "shift", _config(shift=2), resume=False,
+                            overwrite=False)
+    index, x, outputs = next(plain.batches(torch.Generator().manual_seed(0)))
+    assert torch.equal(outputs, plain.train_outputs[index])  # unshifted: F's outputs computed once, before training
+    s_index, s_x, s_outputs = next(shifted.batches(torch.Generator().manual_seed(0)))
+    assert torch.equal(s_index, index) and s_x.shape == x.shape and not torch.equal(s_x, x)
+    f = shifted.base.model
+    assert torch.allclose(s_outputs, f(s_x.flatten(0, 1)).view(*index.shape, -1))  # F of what the code is given
+    result = train_coder(base_checkpoint, tiny_dataset, code, tmp_path / "run", config=_config(shift=1))
+    assert result.config["shift"] == 1
+

@@ -68,12 +68,27 @@ def training_config(args: argparse.Namespace, config_type: type[Config], **extra
 
 
 def add_coded_run_options(parser: argparse.ArgumentParser) -> None:
-    """The dataset, the base model a coded run protects, and its group shape (k queries, r parities)."""
+    """The dataset, the base model a coded run protects, its group shape (k queries, r parities), and its training
+    images' shifts."""
     add_dataset_options(parser)
     parser.add_argument("--model", help="the base model's name: its checkpoint is runs/base/DATASET-MODEL")
     parser.add_argument("--base", type=Path, help="the base model's checkpoint (folder or .safetensors), instead of --model")
     parser.add_argument("--k", type=group_size, default=2, help="queries per coding group, at least 2 (default: %(default)s)")
     parser.add_argument("--r", type=parity_count, default=1, help="parities per group (default: %(default)s)")
+    parser.add_argument("--shift", type=non_negative, default=0,
+                        help="augment: shift each training image by up to this many pixels (zero padded) and train on "
+                        "F's outputs for the shifted images; for small training splits (default: %(default)s, none)")
+
+
+def non_negative(text: str) -> int:
+    """An integer option that may be 0 but not below."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"need a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def parity_count(text: str) -> int:

@@ -45,7 +45,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--joint", action="store_true",
                         help="learn parity models (started from F's weights) with the encoder and decoder, and run them "
                         "on the parities instead of F (the paper's section VI-C); writes parity-J.safetensors too")
-    add_training_options(parser, DEFAULTS, unit="coding groups", out="runs/coder/DATASET-MODEL-ENCODER-LOSS-kK-rR")
+    add_training_options(parser, DEFAULTS, unit="coding groups", out="runs/coder/DATASET-MODEL-ENCODER-LOSS[-VARIANTS]-kK-rR")
     parser.set_defaults(run=run)
 
 
@@ -57,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
                        num_outputs=dataset.num_classes, sentinel=args.sentinel, residual=args.residual)
     name = (args.model or base.stem).replace(":", ".")
     args.loss = args.loss or default_loss(dataset.task)
-    joint = "".join(f"-{flag}" for flag in ("residual", "balanced", "joint") if getattr(args, flag))
-    out = args.out or Path("runs") / "coder" / f"{dataset.name}-{name}-{args.encoder}-{args.loss}{joint}-k{args.k}-r{args.r}"
-    config = training_config(args, CoderTrainConfig, loss=args.loss, joint=args.joint, balanced=args.balanced)
+    variant = "".join(f"-{flag}" for flag in ("residual", "balanced", "joint") if getattr(args, flag))
+    variant += f"-shift{args.shift}" if args.shift else ""
+    out = args.out or Path("runs") / "coder" / f"{dataset.name}-{name}-{args.encoder}-{args.loss}{variant}-k{args.k}-r{args.r}"
+    config = training_config(args, CoderTrainConfig, loss=args.loss, joint=args.joint, balanced=args.balanced,
+                             shift=args.shift)
     print(f"training a {'jointly ' if args.joint else ''}learned code ({args.encoder} encoder, k={args.k}, r={args.r}, "
           f"{args.loss} loss) for {base}")
     result = train_coder(base, dataset, code, out, config=config, resume=args.resume, overwrite=args.overwrite)

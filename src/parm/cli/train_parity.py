@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     code = build_code(args.code, args.k, args.r, **options)
     name = args.model or base.stem
     out = args.out or Path("runs") / "parity" / f"{dataset.name}-{name.replace(':', '.')}-{code.name}-k{code.k}-r{code.r}"
-    config = training_config(args, ParityTrainConfig, loss=args.loss, init=args.init)
+    config = training_config(args, ParityTrainConfig, loss=args.loss, init=args.init, shift=args.shift)
     print(f"training {code.r} parity model(s) of the {code.name} code (k={code.k}) for {base} on {dataset.name}")
     result = train_parity(base, dataset, code, out, architecture=args.parity_model, config=config,
                           resume=args.resume, overwrite=args.overwrite)

@@ -25,6 +25,7 @@ from parm.evaluation import DegradedEvaluation, evaluate_code, group_indices, pr
 from parm.models import ModelCard
 from parm.runs import BaseRun, CodedRun
 from parm.runtime import Compute, resolve_compute
+from parm.training.augment import random_shift
 from parm.training.loop import FitOutcome, Step, TrainConfig, Trainee, finish_run, prepare_run
 from parm.training.report import TrainResult
 
@@ -39,6 +40,7 @@ class CodedTrainConfig(TrainConfig):
     epochs: int = 100
     weight_decay: float = 1e-5
     eval_seed: int = 0  # seed of the validation and test grouping
+    shift: int = 0  # shift each training image by up to this many pixels, F's outputs computed on the shifted ones
 
 
 def choose_loss(losses: Mapping[str, Loss], name: str) -> Loss:
@@ -100,12 +102,26 @@ class CodedTraining:
         return kind.create(self.out_dir, self.code, self.base.run, dataset=self.dataset.name,
                            base_sha256=self.fingerprint["base_sha256"], **extra)
 
-    def batches(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """This epoch's batches: group indices (b, k) and their preprocessed inputs (b, k, C, H, W)."""
+    def batches(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """This epoch's batches: group indices (b, k), their preprocessed inputs (b, k, C, H, W) and F's outputs on
+        them (b, k, m).
+
+        With ``shift`` the inputs are shifted at random (zero padded, before preprocessing, so that the padding is
+        the images' own background) and F runs on them: a small training split then offers the code new groups of
+        new images every epoch instead of the same images regrouped (MNIST, docs/RESULTS.md).
+        """
         groups = group_indices(len(self.train_x), self.code.k, generator).to(self.device)
         for index in groups.split(self.config.batch_size):
-            x = self.dataset.preprocess(self.train_x[index.flatten()])
-            yield index, x.view(*index.shape, *self.train_x.shape[1:])
+            raw = self.train_x[index.flatten()]
+            if self.config.shift:
+                raw = random_shift(raw, generator, self.config.shift)
+            x = self.dataset.preprocess(raw)
+            if self.config.shift:
+                with torch.no_grad():
+                    outputs = self.base.model(x).float().view(*index.shape, -1)
+            else:
+                outputs = self.train_outputs[index]
+            yield index, x.view(*index.shape, *raw.shape[1:]), outputs
 
     def evaluate(self, split_name: str, parity_models: Sequence[nn.Module]) -> DegradedEvaluation:
         """Degraded-mode scores of the code as it stands on a split's (seeded) groups."""
@@ -114,7 +130,7 @@ class CodedTraining:
         return evaluate_code(self.code, parity_models, split, self.dataset.preprocess, self.base.outputs[split_name],
                              groups, task=self.task, default_output=self.default_output, device=self.device)
 
-    def trainee(self, module: nn.Module, step: Callable[[torch.Tensor, torch.Tensor], Step],
+    def trainee(self, module: nn.Module, step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Step],
                 parity_models: Sequence[nn.Module], *, save_best: Callable[[], None],
                 load_best: Callable[[], None]) -> Trainee:
         """What `fit` trains: ``module`` by ``step``'s loss on this run's groups, scored by degraded-mode accuracy."""

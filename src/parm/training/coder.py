@@ -100,10 +100,9 @@ def train_coder(
             return f(parities.flatten(0, 1)).view(len(parities), code.r, -1)
         return torch.stack([model(parities[:, j]) for j, model in enumerate(parity_models)], dim=1)
 
-    def step(index: torch.Tensor, x: torch.Tensor) -> Step:
-        """Decode every pattern of every group at once; score the rebuilt lost originals."""
+    def step(index: torch.Tensor, x: torch.Tensor, base_out: torch.Tensor) -> Step:
+        """Decode every pattern of every group at once; score the rebuilt lost originals (``base_out``: F's, (b, k, m))."""
         parity_out = run_parities(code.encode(x))
-        base_out = coded.train_outputs[index]  # (b, k, m)
         every_pattern = code.decoder_input(torch.cat([base_out, parity_out], dim=1).unsqueeze(1), patterns)
         rebuilt = code.decoder(every_pattern)[:, lost]  # (b, lost positions, m)
         targets = base_out.unsqueeze(1).expand(-1, len(patterns), -1, -1)[:, lost]

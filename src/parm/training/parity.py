@@ -106,14 +106,14 @@ def train_parity(
 
     patterns = erasure_patterns(code.k, code.r).to(coded.device)
 
-    def step(index: torch.Tensor, x: torch.Tensor) -> Step:
+    def step(index: torch.Tensor, x: torch.Tensor, base_out: torch.Tensor) -> Step:
         """Each parity model's output on its parity, against the code's target for it (e.g. F(X_1) + F(X_2)), or
         decoded and scored as a prediction (`DECODED_LOSSES`)."""
         parities = code.encode(x)
         predicted = torch.stack([model(parities[:, j]) for j, model in enumerate(models)], dim=1)
         if criterion is not None:
-            return Step(criterion(predicted, code.parity_targets(coded.train_outputs[index])), len(index))
-        return Step(decoded_loss(code, config.loss, coded.train_outputs[index], predicted, patterns,
+            return Step(criterion(predicted, code.parity_targets(base_out)), len(index))
+        return Step(decoded_loss(code, config.loss, base_out, predicted, patterns,
                                  coded.train_y[index]), len(index))
 
     def save_best() -> None:
