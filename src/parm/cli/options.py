@@ -75,28 +75,30 @@ def add_coded_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", type=Path, help="the base model's checkpoint (folder or .safetensors), instead of --model")
     parser.add_argument("--k", type=group_size, default=2, help="queries per coding group, at least 2 (default: %(default)s)")
     parser.add_argument("--r", type=parity_count, default=1, help="parities per group (default: %(default)s)")
-    parser.add_argument("--shift", type=non_negative, default=0,
+    parser.add_argument("--shift", type=pixel_shift, default=0,
                         help="augment: shift each training image by up to this many pixels (zero padded) and train on "
                         "F's outputs for the shifted images; for small training splits (default: %(default)s, none)")
 
 
-def non_negative(text: str) -> int:
-    """An integer option that may be 0 but not below."""
+def whole_number(text: str, what: str) -> int:
+    """``text`` as an int, or the error argparse shows, naming ``what`` the option counts."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"need a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+        raise argparse.ArgumentTypeError(f"need a whole number of {what}, got {text!r}") from None
+
+
+def pixel_shift(text: str) -> int:
+    """``--shift``: 0 (none) or more pixels."""
+    pixels = whole_number(text, "pixels")
+    if pixels < 0:
+        raise argparse.ArgumentTypeError(f"need a shift of 0 or more pixels, got {pixels}")
+    return pixels
 
 
 def parity_count(text: str) -> int:
     """``--r`` of a coded run: at least one parity per group."""
-    try:
-        r = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"need a whole number of parities per group, got {text!r}") from None
+    r = whole_number(text, "parities per group")
     if r < 1:
         raise argparse.ArgumentTypeError(f"need r >= 1 parities per coding group, got {r}")
     return r
@@ -105,10 +107,7 @@ def parity_count(text: str) -> int:
 def group_size(text: str) -> int:
     """``--k`` of a coded run. The codes accept k = 1, but training one is refused here: with one query per
     group a parity only copies that query's output, which is replication, and serving gives that untrained."""
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"need a whole number of queries per group, got {text!r}") from None
+    k = whole_number(text, "queries per group")
     if k == 1:
         raise argparse.ArgumentTypeError("k = 1 is replication, not a code: use --k 2 or more (to serve replicas "
                                          "without training, use `parm serve --mode equal-resources`)")
