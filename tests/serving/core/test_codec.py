@@ -50,8 +50,12 @@ def test_a_code_that_tiles_is_served_with_its_own_encoder_and_the_sum_decoder(na
 
 def test_the_numpy_codec_refuses_groups_missing_more_than_r() -> None:
     codec = codec_for(build_code("sum", 2, 1))
-    with pytest.raises(DecodingError, match="rebuilds at most 1"):
-        codec.decode(np.zeros((1, 3, 10), np.float32), np.array([[True, False, False]]))
+    codec.decode(np.zeros((2, 3, 10), np.float32), np.array([[True, False, True], [True, True, True]]))  # kept
+    for _ in range(2):  # a refused pattern is never kept, alone or beside patterns that decode
+        with pytest.raises(DecodingError, match="rebuilds at most 1"):
+            codec.decode(np.zeros((1, 3, 10), np.float32), np.array([[True, False, False]]))
+        with pytest.raises(DecodingError, match="rebuilds at most 1"):
+            codec.decode(np.zeros((2, 3, 10), np.float32), np.array([[True, False, True], [False, False, True]]))
 
 
 def test_codes_that_are_not_linear_run_through_torch() -> None:

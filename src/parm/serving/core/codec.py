@@ -30,9 +30,12 @@ class Codec(ABC):
 
     def encode(self, groups: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
         """Parities (B, r, *input_shape) of B groups' inputs."""
-        k, zero = self.code.k, np.zeros_like(groups[0][0])
-        inputs = np.array([x for group in groups for x in (*group, *[zero] * (k - len(group)))])  # one copy
-        return self._encode(inputs.reshape(len(groups), k, *zero.shape))
+        k = self.code.k
+        rows = [x for group in groups for x in group]
+        if len(rows) < k * len(groups):  # short groups: padded with zero inputs
+            zero = np.zeros_like(rows[0])
+            rows = [x for group in groups for x in (*group, *[zero] * (k - len(group)))]
+        return self._encode(np.array(rows).reshape(len(groups), k, *rows[0].shape))  # one copy
 
     def decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
         """Original outputs (B, k, m) from outputs (B, k + r, m) and an availability mask (B, k + r)."""
@@ -92,22 +95,24 @@ class LinearCodec(Codec):
         return (self.coefficients @ flat).reshape(len(inputs), self.code.r, *inputs.shape[2:])
 
     def _decode(self, outputs: np.ndarray, available: np.ndarray) -> np.ndarray:
-        available = np.broadcast_to(np.asarray(available, dtype=bool), outputs.shape[:2])
-        if ((~available).sum(axis=1) > self.code.r).any():
-            self.code.check_available(torch.from_numpy(available.copy()), len(outputs))  # raises, saying why
-        known = np.where(available.reshape(*available.shape, *[1] * (outputs.ndim - 2)), outputs, 0).astype(np.float32, copy=False)
-        flat = known.reshape(*known.shape[:2], -1)
-        with np.errstate(invalid="ignore", over="ignore"):  # a non-finite output decodes to NaN: the coordinator drops it
-            rebuilt = self._matrices_for(available) @ flat
+        available = np.asarray(available, dtype=bool)
+        if available.shape != outputs.shape[:2]:  # one mask for every group (broadcast_to alone costs 3 us)
+            available = np.broadcast_to(available, outputs.shape[:2])
+        matrices = self._matrices_for(available)
+        known = np.where(available.reshape(available.shape + (1,) * (outputs.ndim - 2)), outputs, 0)
+        rebuilt = _products(matrices, known.astype(np.float32, copy=False).reshape(*known.shape[:2], -1))
         return rebuilt.reshape(len(outputs), self.code.k, *outputs.shape[2:])
 
     def _matrices_for(self, available: np.ndarray) -> np.ndarray:
         """Each group's decoding matrix (B, k, k + r): computed once per group pattern ever seen, and kept stacked
-        per batch pattern for the few-group batches of the serving path (one look-up per decode call)."""
+        per batch pattern for the few-group batches of the serving path (one look-up per decode call). A pattern
+        is checked (no more than r lost) when first seen: one kept is known to decode."""
         key = available.tobytes()
         matrices = self._batches.get(key)
         if matrices is not None:
             return matrices
+        if ((~available).sum(axis=1) > self.code.r).any():
+            self.code.check_available(torch.from_numpy(available.copy()), len(available))  # raises, saying why
         packed = np.packbits(available, axis=1)  # one key per group's pattern (np.unique(axis=0) is 4x slower)
         keys, first, which = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(),
                                        return_index=True, return_inverse=True)
@@ -123,6 +128,13 @@ class LinearCodec(Codec):
         if key not in self._matrices:
             self._matrices[key] = self.code.decoding_matrix(torch.from_numpy(pattern.copy())).numpy().astype(np.float32)
         return self._matrices[key]
+
+
+@np.errstate(invalid="ignore", over="ignore")  # a non-finite output decodes to NaN: the coordinator drops it
+def _products(matrices: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """The decoding matrices' products with the groups' flattened outputs (as a decorator, errstate costs 0.5 us
+    less per call than as a ``with`` block)."""
+    return matrices @ outputs
 
 
 def codec_for(code: Code) -> Codec:
