@@ -21,7 +21,7 @@ from parm.codes import LearnedCode
 from parm.codes.learned import ENCODERS
 from parm.data import load_dataset
 from parm.runtime import seed_everything
-from parm.training.coder import LOSSES, CoderTrainConfig, train_coder
+from parm.training.coder import LOSSES, CoderTrainConfig, train_coder, variant_suffix
 
 
 def main() -> None:
@@ -44,8 +44,7 @@ def main() -> None:
     seed_everything(args.seed)
     code = LearnedCode(args.k, args.r, encoder=args.encoder, input_shape=dataset.input_shape, num_outputs=dataset.num_classes,
                        residual=args.residual)
-    variant = "".join(f"-{flag}" for flag in ("residual", "balanced", "joint") if getattr(args, flag))
-    variant += f"-shift{args.shift}" if args.shift else ""
+    variant = variant_suffix(residual=args.residual, balanced=args.balanced, joint=args.joint, shift=args.shift)
     name = f"{args.dataset}-{args.encoder}-{args.loss}{variant}-k{args.k}-r{args.r}-e{args.epochs}-s{args.seed}"
     started = time.perf_counter()
     config = CoderTrainConfig(epochs=args.epochs, loss=args.loss, seed=args.seed, balanced=args.balanced, joint=args.joint,

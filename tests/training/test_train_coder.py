@@ -126,4 +126,3 @@ def test_shifted_batches_carry_f_of_the_shifted_images(tiny_dataset, base_checkp
     assert torch.allclose(s_outputs, f(s_x.flatten(0, 1)).view(*index.shape, -1))  # F of what the code is given
     result = train_coder(base_checkpoint, tiny_dataset, code, tmp_path / "run", config=_config(shift=1))
     assert result.config["shift"] == 1
-

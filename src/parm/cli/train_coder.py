@@ -16,7 +16,7 @@ from parm.cli.train_parity import print_coded_result
 from parm.codes import LearnedCode
 from parm.codes.learned import ENCODERS
 from parm.runtime import seed_everything
-from parm.training.coder import LOSSES, CoderTrainConfig, default_loss, train_coder
+from parm.training.coder import LOSSES, CoderTrainConfig, default_loss, train_coder, variant_suffix
 
 DEFAULTS = CoderTrainConfig()
 
@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
                        num_outputs=dataset.num_classes, sentinel=args.sentinel, residual=args.residual)
     name = (args.model or base.stem).replace(":", ".")
     args.loss = args.loss or default_loss(dataset.task)
-    variant = "".join(f"-{flag}" for flag in ("residual", "balanced", "joint") if getattr(args, flag))
-    variant += f"-shift{args.shift}" if args.shift else ""
+    variant = variant_suffix(residual=args.residual, balanced=args.balanced, joint=args.joint, shift=args.shift)
     out = args.out or Path("runs") / "coder" / f"{dataset.name}-{name}-{args.encoder}-{args.loss}{variant}-k{args.k}-r{args.r}"
     config = training_config(args, CoderTrainConfig, loss=args.loss, joint=args.joint, balanced=args.balanced,
                              shift=args.shift)

@@ -113,14 +113,12 @@ class CodedTraining:
         groups = group_indices(len(self.train_x), self.code.k, generator).to(self.device)
         for index in groups.split(self.config.batch_size):
             raw = self.train_x[index.flatten()]
-            if self.config.shift:
-                raw = random_shift(raw, generator, self.config.shift)
-            x = self.dataset.preprocess(raw)
-            if self.config.shift:
+            if not self.config.shift:
+                x, outputs = self.dataset.preprocess(raw), self.train_outputs[index]
+            else:
+                x = self.dataset.preprocess(random_shift(raw, generator, self.config.shift))
                 with torch.no_grad():
                     outputs = self.base.model(x).float().view(*index.shape, -1)
-            else:
-                outputs = self.train_outputs[index]
             yield index, x.view(*index.shape, *raw.shape[1:]), outputs
 
     def evaluate(self, split_name: str, parity_models: Sequence[nn.Module]) -> DegradedEvaluation:

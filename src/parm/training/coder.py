@@ -55,6 +55,12 @@ class CoderTrainConfig(CodedTrainConfig):
     balanced: bool = False  # the loss of the worst-rebuilt lost position, not the mean (an encoder cannot drop one)
 
 
+def variant_suffix(*, residual: bool, balanced: bool, joint: bool, shift: int) -> str:
+    """The part of a learned-code run's folder name that tells its options apart, e.g. "-residual-shift2"."""
+    flags = {"residual": residual, "balanced": balanced, "joint": joint}
+    return "".join(f"-{name}" for name, on in flags.items() if on) + (f"-shift{shift}" if shift else "")
+
+
 def default_loss(task: str) -> str:
     """The learned-code loss of ``CoderTrainConfig`` for a task: cross-entropy for classification, else MSE."""
     return "ce" if task == "classification" else "mse"
