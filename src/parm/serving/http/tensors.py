@@ -72,9 +72,12 @@ def decode_binary_data(spec: TensorSpec, chunk: memoryview, shape: tuple[int, ..
 
 
 def decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...], literals: bool) -> np.ndarray:
-    """An input from a JSON ``data`` list; ``literals``: whether the body may hold ``true`` or ``false`` at all (else
-    no value here can be a boolean)."""
+    """An input from a JSON ``data`` list, or from the numbers of a flat one already read into an array
+    (`parm.serving.http.json_body`); ``literals``: whether the body may hold ``true`` or ``false`` at all (else no
+    value here can be a boolean)."""
     dtype = WIRE_DTYPES[spec.datatype].newbyteorder("=")
+    if isinstance(data, np.ndarray):
+        return within_bounds(spec, _sized(spec, data, shape).astype(dtype).reshape(shape))
     if not isinstance(data, list):
         raise TensorError(f"input '{spec.name}': 'data' must be a list of values (flat row-major or nested)")
     if _depth(data) > len(shape):
@@ -84,9 +87,7 @@ def decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...], litera
     except (ValueError, TypeError, OverflowError):
         raise TensorError(f"input '{spec.name}': nested 'data' lists are ragged; use equal-length lists "
                           "or one flat row-major list") from None
-    if values.size != math.prod(shape):
-        raise TensorError(f"input '{spec.name}' has {values.size} values in 'data', but shape {list(shape)} "
-                          f"needs {math.prod(shape)}")
+    _sized(spec, values, shape)
     if literals and dtype.kind != "b" and values.dtype.kind != "b" and _holds_bool(data):
         raise TensorError(f"input '{spec.name}': 'data' mixes booleans with {_kind_words(dtype)} for "
                           f"{spec.datatype}; send {_kind_words(dtype)} only")
@@ -95,6 +96,13 @@ def decode_json_data(spec: TensorSpec, data: Any, shape: tuple[int, ...], litera
                           f"{spec.datatype}, got {_kind_words(values.dtype)}")
     _check_range(spec, values, dtype)
     return within_bounds(spec, values.astype(dtype).reshape(shape))
+
+
+def _sized(spec: TensorSpec, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if values.size != math.prod(shape):
+        raise TensorError(f"input '{spec.name}' has {values.size} values in 'data', but shape {list(shape)} "
+                          f"needs {math.prod(shape)}")
+    return values
 
 
 def within_bounds(spec: TensorSpec, values: np.ndarray) -> np.ndarray:
