@@ -203,13 +203,13 @@ class Coordinator:
     def tick(self, now: float) -> list[Dispatch | Answer]:
         """Fire every timer due by ``now``: deadlines, group waits and hedges."""
         actions: list[Dispatch | Answer] = []
+        if self._block is not None and self._block.closes_at <= now:
+            self._close_block()
         while self._timers and self._timers[0][0] <= now:
             _, _, kind, ref = heapq.heappop(self._timers)
             if not self._live(kind, ref):
                 continue
-            if kind == "group":
-                self._close_block()
-            elif kind == "verify":
+            if kind == "verify":
                 self._stop_verifying(ref, now, actions)
             elif kind == "deadline":
                 self._answer(ref, self.default_output, DEFAULT, now, actions)
@@ -222,16 +222,17 @@ class Coordinator:
         return self._pump(actions)
 
     def next_timer(self) -> float | None:
-        """When `tick` next has something to do (None: no timer pending); timers made moot (a group that
-        filled up, a query answered) are dropped here, so that the frontend does not wake up for them."""
+        """When `tick` next has something to do (None: no timer pending); timers made moot (a query answered, a
+        group checked) are dropped here, so that the frontend does not wake up for them. A block being filled
+        closes at its own time: a block per k queries would cost a heap entry each, most of them moot."""
         while self._timers and not self._live(*self._timers[0][2:]):
             heapq.heappop(self._timers)
-        return self._timers[0][0] if self._timers else None
+        at = self._timers[0][0] if self._timers else None
+        block = self._block
+        return block.closes_at if block is not None and (at is None or block.closes_at < at) else at
 
     def _live(self, kind: str, ref: int) -> bool:
-        """Whether a timer still has something to do: its block is still filling, its query unanswered."""
-        if kind == "group":
-            return self._block is not None and ref == self._block.id
+        """Whether a timer still has something to do: its group still checking, its query unanswered."""
         if kind == "verify":
             return ref in self._groups and self._groups[ref].verifying
         state = self._queries.get(ref)
@@ -258,8 +259,7 @@ class Coordinator:
             slots = self.config.k + self.config.r
             for gid in groups:
                 self._groups[gid] = Group(slots, verifying=self.verifying)
-            block = self._block = Block(next(self._ids), groups)
-            self._timer(now + self.config.group_wait, "group", block.id)
+            block = self._block = Block(now + self.config.group_wait, groups)
         if self.codec is not None:
             gid = block.groups[block.members % self.width]
             group = self._groups[gid]

@@ -20,12 +20,13 @@ class Query:
 
 
 class Block:
-    """The coding groups being filled: one group (dynamic batching), or one per batch column (fixed batches)."""
+    """The coding groups being filled: one group (dynamic batching), or one per batch column (fixed batches), until
+    full or ``closes_at`` (the coordinator's one group-wait timer, kept out of its timer heap)."""
 
-    __slots__ = ("id", "groups", "members", "row")
+    __slots__ = ("closes_at", "groups", "members", "row")
 
-    def __init__(self, block_id: int, groups: list[int]) -> None:
-        self.id, self.groups, self.members = block_id, groups, 0
+    def __init__(self, closes_at: float, groups: list[int]) -> None:
+        self.closes_at, self.groups, self.members = closes_at, groups, 0
         self.row: list[Task] = []  # the base batch being filled (fixed batches)
 
 
