@@ -185,8 +185,9 @@ class Coordinator:
             n = self.config.k + self.config.r
             self._verify([gid for gid, group in touched.items() if group.verifying and group.encoded and group.arrived == n],
                          now, actions)
-        self._decode([gid for gid, group in touched.items() if not group.verifying and self._decodable(group)], now,
-                     actions)
+        decodable = [gid for gid, group in touched.items() if not group.verifying and self._decodable(group)]
+        if decodable:
+            self._decode(decodable, now, actions)
         return self._pump(actions)
 
     def on_failure(self, instance: int, batches: Iterable[int], now: float) -> list[Dispatch | Answer]:
@@ -320,9 +321,7 @@ class Coordinator:
         return group.encoded and group.pending > 0 and group.arrived >= self.config.k
 
     def _decode(self, gids: list[int], now: float, actions: list[Dispatch | Answer]) -> None:
-        """Decode every group that can be, in one batched call, and answer their unanswered members."""
-        if not gids:
-            return
+        """Decode every group of ``gids`` (all decodable), in one batched call, and answer their unanswered members."""
         groups = [self._groups[gid] for gid in gids]
         masks = np.array([[row is not None for row in group.outputs] for group in groups])
         zero = self._zero_output
