@@ -166,6 +166,18 @@ def test_short_groups_are_encoded_after_the_wait_with_zero_padding() -> None:
     )[0, 0].numpy(), rtol=1e-6)
 
 
+def test_the_group_wait_is_the_open_block_s_own_deadline_and_leaves_no_timer_once_full() -> None:
+    coordinator, _ = make(2, 1, group_wait=2.0, deadline=5.0)
+    x = np.zeros(4, np.float32)
+    coordinator.submit(0, x, 1.0)
+    assert coordinator.next_timer() == 3.0  # the block's wait, before query 0's deadline at 6
+    coordinator.submit(1, x, 1.5)  # the block is full: nothing waits for it
+    assert coordinator.next_timer() == 6.0
+    coordinator.submit(2, x, 4.0)
+    assert coordinator.next_timer() == 6.0 and coordinator.tick(5.9) == []
+    assert any(isinstance(action, Dispatch) and action.instance in range(4, 6) for action in coordinator.tick(6.0))
+
+
 def test_deferred_encoding_sends_originals_first_and_encodes_groups_in_one_batch() -> None:
     """With ``encode=False`` (the frontend's way) no original waits for an encoding; `encode` then encodes
     every group completed meanwhile in one codec call, with the same parities as one call per group."""
