@@ -128,9 +128,9 @@ def parse_infer_request(body: bytes, header_length: int | None, model: ModelInfo
     """Validate an inference request body against ``model`` and decode its inputs (any failure: ProtocolError).
 
     The common JSON request is read with simdjson (`parm.serving.http.json_body`), any other (and the short JSON
-    header of a binary one) with orjson (7x faster than the standard library on a 12 KB query). A body they refuse, or that fails a check, is read again with the
-    standard library, whose reading (``NaN`` and ``Infinity`` tokens, integers of any size, lone surrogates) lets the
-    answer name the exact problem: errors take the slow path.
+    header of a binary one) with orjson (7x faster than the standard library on a 12 KB query). A body they refuse,
+    or that fails a check, is read again with the standard library, whose reading (``NaN`` and ``Infinity`` tokens,
+    integers of any size, lone surrogates) lets the answer name the exact problem: errors take the slow path.
     """
     try:
         return _parse(body, header_length, model, _fast_loads if header_length is None else orjson.loads)
