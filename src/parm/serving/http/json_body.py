@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import simdjson
 
-FLOAT_DATATYPES = ("FP16", "FP32", "FP64")
+from parm.serving.http.tensors import WIRE_DTYPES
+
+FLOAT_DATATYPES = frozenset(name for name, dtype in WIRE_DTYPES.items() if dtype.kind == "f")
 _CONTAINERS = (simdjson.Array, simdjson.Object)
 
 
