@@ -3,7 +3,9 @@
 Closed loop (a fixed number of clients, each sending its next query when the last is answered) to
 measure throughput and the frontend's own latency; open loop (Poisson arrivals, never waiting for
 answers) to measure latency under load as the paper does. Each query records its latency (send to
-answer) and how it was answered (the response parameter ``answer``). Request bodies are prebuilt
+answer) and how it was answered (the response parameter ``answer``). A query whose connection fails (refused,
+reset, timed out: an overloaded server's full accept queue resets connections) is recorded as failed, with status
+`TRANSPORT_FAILURE`, and the run goes on: a run that outgrows the server reports its failures instead of dying. Request bodies are prebuilt
 with the binary tensor extension, so the client spends its time on the network, not on JSON.
 """
 
@@ -20,11 +22,14 @@ import numpy as np
 from parm.serving.http.model import LATENCY_PARAMETER
 from parm.serving.http.protocol import HEADER_LENGTH
 
+TRANSPORT_FAILURE = 0  # a Sample's status when no HTTP answer came: the connection was refused, reset or timed out
+
 
 @dataclass(frozen=True)
 class Sample:
-    """One query: when it was sent (seconds since the run started), its latency, status and answer kind, and
-    its latency at the frontend (receipt to answer; NaN when the server does not report it)."""
+    """One query: when it was sent (seconds since the run started), its latency, status (`TRANSPORT_FAILURE` when
+    no HTTP answer came) and answer kind ("error" unless 200), and its latency at the frontend (receipt to answer;
+    NaN when the server does not report it)."""
 
     sent: float
     latency: float
@@ -49,9 +54,11 @@ async def _connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWr
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection that sends a prebuilt request and reads the answer kind."""
+    """One keep-alive HTTP/1.1 connection that sends a prebuilt request and reads the answer kind (unconnected until
+    `open`, `connect` or a `send`)."""
 
-    def __init__(self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, address: str, reader: asyncio.StreamReader | None = None,
+                 writer: asyncio.StreamWriter | None = None) -> None:
         self.address, self.reader, self.writer = address, reader, writer
 
     @classmethod
@@ -59,13 +66,28 @@ class Connection:
         return cls(address, *await _connect(address))
 
     async def send(self, request: bytes) -> tuple[int, str, float]:
-        """Send and read the answer; a connection the server closed while idle is reopened once."""
+        """Send and read the answer; a connection the server closed while idle is reopened once. If the server
+        cannot be reached, or resets the new connection too, the query failed (`TRANSPORT_FAILURE`) and the next
+        `send` connects afresh."""
+        if self.writer is not None:
+            try:
+                return await self._exchange(request)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+        if await self.connect():
+            try:
+                return await self._exchange(request)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+        return TRANSPORT_FAILURE, "error", float("nan")
+
+    async def connect(self) -> bool:
+        """Open the connection; False if the server cannot be reached (refused, reset or timed out: `OSError`s)."""
         try:
-            return await self._exchange(request)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self.close()
             self.reader, self.writer = await _connect(self.address)
-            return await self._exchange(request)
+        except OSError:
+            return False
+        return True
 
     async def _exchange(self, request: bytes) -> tuple[int, str, float]:
         self.writer.write(request)
@@ -82,7 +104,9 @@ class Connection:
         return status, parameters.get("answer", ""), int(at_frontend) / 1e6 if at_frontend else float("nan")
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
 
 
 async def closed_loop(address: str, requests: list[bytes], *, concurrency: int, total: int) -> list[Sample]:
@@ -115,9 +139,13 @@ async def open_loop(address: str, requests: list[bytes], arrivals: Sequence[floa
     start = time.perf_counter()
 
     async def one(i: int) -> None:
-        connection = idle.pop() if idle else await Connection.open(address)
+        connection = idle.pop() if idle else Connection(address)
         sent = time.perf_counter()
-        status, answer, at_frontend = await connection.send(requests[i % len(requests)])
+        if connection.writer is None and not await connection.connect():
+            status, answer, at_frontend = TRANSPORT_FAILURE, "error", float("nan")  # its latency: the failed connect's
+        else:
+            sent = time.perf_counter()  # latency runs from the write, after any connect
+            status, answer, at_frontend = await connection.send(requests[i % len(requests)])
         samples.append(Sample(sent - start, time.perf_counter() - sent, status, answer, at_frontend))
         idle.append(connection)
 
