@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from common import markdown_table
 
-from parm.bench.loadgen import Sample, closed_loop, open_loop
+from parm.bench.loadgen import TRANSPORT_FAILURE, Sample, closed_loop, open_loop
 from parm.bench.placeholder import placeholder_run
 from parm.models import build_model
 from parm.runs import open_run
@@ -340,10 +340,13 @@ def run_wrk(url: str, script: Path, seconds: float, connections: int) -> Load:
 
 
 def summarize(samples: list[Sample], wall_s: float) -> Load:
-    """The figures of parm's load generator's samples (latencies of the queries answered 200)."""
+    """The figures of parm's load generator's samples (latencies of the queries answered 200; a query whose connection
+    failed counts as a socket error, as wrk counts it)."""
     latency = [1000 * s.latency for s in samples if s.status == 200] or [float("nan")]
+    failed = sum(s.status == TRANSPORT_FAILURE for s in samples)
     return Load(len(samples), len(samples) / wall_s, float(np.percentile(latency, 50)),
-                float(np.percentile(latency, 99)), non_2xx=sum(s.status != 200 for s in samples))
+                float(np.percentile(latency, 99)), non_2xx=sum(s.status not in (200, TRANSPORT_FAILURE) for s in samples),
+                socket_errors=failed)
 
 
 async def closed_loop_for(address: str, request: bytes, seconds: float, connections: int) -> Load:

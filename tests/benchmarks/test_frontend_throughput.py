@@ -75,6 +75,17 @@ def test_wrk_report_with_errors_says_so_and_reads_microseconds():
     assert report.non_2xx == 2053 and report.socket_errors == 32 + 394034
 
 
+def test_our_clients_failures_are_counted_as_wrk_counts_them():
+    """A refused or reset connection is a socket error, an HTTP error status a non-2xx; latencies are the 200s'."""
+    from parm.bench.loadgen import TRANSPORT_FAILURE, Sample
+
+    samples = [Sample(0.0, 0.002, 200, "original"), Sample(0.1, 0.004, 200, "original"),
+               Sample(0.2, 0.001, 503, "error"), Sample(0.3, 5.0, TRANSPORT_FAILURE, "error")]
+    load = bench.summarize(samples, wall_s=2.0)
+    assert (load.requests, load.requests_per_s, load.non_2xx, load.socket_errors) == (4, 2.0, 1, 1)
+    assert load.p50_ms == pytest.approx(3.0)
+
+
 def test_cpu_seconds_of_this_process_follow_its_own_cpu_time():
     before, process_before = bench.cpu_seconds(os.getpid()), time.process_time()
     deadline = time.process_time() + 0.1
