@@ -31,3 +31,5 @@ def test_each_run_is_handed_on_as_it_ends_and_a_failing_run_loses_only_itself() 
         bench_latency(TINY, progress=False, serving=failing_second, on_run=lambda runs: seen.append(list(runs)))
     assert [[run.mode for run in runs] for runs in seen] == [["parm"]]
     assert len(seen[0][0].latencies) == 60 and seen[0][0].metadata["failed_requests"] == 0
+    cpu = seen[0][0].metadata["machine_cpu"]  # the cores' time over the load, by kind
+    assert 0 < cpu["busy"] <= 1 and cpu["busy"] == pytest.approx(1 - cpu["idle"] - cpu["iowait"], abs=1e-3)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from parm.bench.fit import RunTrace
 from parm.bench.harness import Served, serve_locally
 from parm.bench.loadgen import infer_request, open_loop
+from parm.bench.machine_load import CpuShares
 from parm.bench.placeholder import placeholder_run
 from parm.bench.report import AT_FRONTEND, LatencyRun, percentiles
 from parm.bench.scenario import Scenario
@@ -82,14 +83,15 @@ def bench_latency(scenario: Scenario, *, progress: bool = True, serving: Serving
 
 def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool, requests: list[bytes],
             serving: Serving = local_serving) -> LatencyRun:
-    """One mode under the scenario's load: start, warm up, measure, stop."""
+    """One mode under the scenario's load: start, warm up, measure, stop. Its metadata's ``machine_cpu``: the whole
+    machine's core time by kind over the load, warm-up included (`parm.bench.machine_load`)."""
     options = ServeOptions(mode=mode, instances=scenario.base_instances, coding=scenario.coordinator_config(mode),
                            noop=noop, name=MODEL_NAME)
     deployment = emulated(build_deployment(source, options), scenario)
     started = time.perf_counter()
     with serving(deployment, scenario, source, noop) as (served, background), _load_process() as pool:
         total = scenario.warmup + scenario.queries
-        with background as shuffles:
+        with background as shuffles, CpuShares() as cpu:
             load = pool.submit(_generate_load, served.address, requests, scenario.rate, total, scenario.seed)
             _schedule_faults(served, scenario, len(deployment.instances))
             samples = load.result()
@@ -101,7 +103,7 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
         mode=mode, label=label, latencies=latencies, answers=answers, trace=_trace(served, shuffles, latencies, frontend),
         metadata={"system": "real", "instances": len(deployment.instances),
                   "failed_requests": int((statuses != 200).sum()), "wall_s": time.perf_counter() - started,
-                  "shuffled_mb": getattr(shuffles, "moved_mb", 0.0),
+                  "shuffled_mb": getattr(shuffles, "moved_mb", 0.0), "machine_cpu": cpu.shares,
                   **({AT_FRONTEND: percentiles(at_frontend)} if at_frontend.size else {})},
     )
 
