@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parm.bench.report import AT_FRONTEND, LatencyRun, comparison_lines, percentiles, summarize, write_report
+from parm.bench.report import AT_FRONTEND, LatencyRun, comparison_lines, percentiles, plot_sweep, summarize, write_report
 
 
 def run(mode: str, latencies_ms: np.ndarray, label: str = "standard", answers: object = None) -> LatencyRun:
@@ -99,3 +99,21 @@ def test_latency_measured_at_the_frontend_is_summarised_and_compared_beside_the_
     write_report(runs, tmp_path, title="t")
     assert "At the frontend" in (tmp_path / "results.md").read_text()
     assert AT_FRONTEND not in summarize([run("parm", np.ones(3))])[0]  # simulated runs have no frontend figures
+
+
+def test_a_sweep_spanning_orders_of_magnitude_is_drawn_on_a_log_axis(tmp_path: Path, monkeypatch) -> None:
+    """An overloaded point (seconds) beside quiet ones (milliseconds) would flatten them to zero on a linear axis."""
+    import matplotlib.axes
+
+    scales, set_yscale = [], matplotlib.axes.Axes.set_yscale
+
+    def recorded(self, value, **kwargs):
+        scales.append(value)
+        return set_yscale(self, value, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_yscale", recorded)
+    quiet = [{"variant": f"rate={rate}", "mode": "parm", "p50": 5.0, "p99.9": 40.0} for rate in (100, 200)]
+    plot_sweep(quiet, "rate", tmp_path / "quiet.png", title="quiet")
+    overloaded = quiet + [{"variant": "rate=300", "mode": "parm", "p50": 17_000.0, "p99.9": 148_000.0}]
+    plot_sweep(overloaded, "rate", tmp_path / "overloaded.png", title="overloaded")
+    assert scales == ["log"] and (tmp_path / "quiet.png").exists() and (tmp_path / "overloaded.png").exists()

@@ -240,15 +240,19 @@ def plot_cdf(runs: Sequence[LatencyRun], path: Path, *, title: str) -> None:
 
 
 def _plain_log_ticks(axis: Any) -> None:
-    """Log-axis tick labels as plain numbers (2, 5, 10), not powers of ten (2x10^0)."""
-    from matplotlib.ticker import LogFormatter
+    """Log-axis tick labels as plain numbers (2, 5, 10, 1,000), not powers of ten (2x10^0, 1e+03)."""
+    from matplotlib.ticker import FuncFormatter, LogFormatter
 
-    axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}"))
     axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
+SWEEP_LOG_SPAN = 30  # a sweep whose latencies span more than this factor is drawn on a log axis
+
+
 def plot_sweep(rows: Sequence[dict[str, Any]], sweep_key: str, path: Path, *, title: str) -> None:
-    """Paper Fig. 12: median (dashed) and p99.9 (solid) per mode against the swept value."""
+    """Paper Fig. 12: median (dashed) and p99.9 (solid) per mode against the swept value; on a log axis when one
+    variant's latencies dwarf another's (an overloaded point would flatten every other to zero)."""
     variants = list(dict.fromkeys(row["variant"] for row in rows))
     values = [variant.partition("=")[2] for variant in variants]
     numeric = all(_is_number(value) for value in values)
@@ -263,6 +267,10 @@ def plot_sweep(rows: Sequence[dict[str, Any]], sweep_key: str, path: Path, *, ti
             ax.plot(x, [row["p50"] for row in mine], marker=".", linestyle="--", color=color, label=f"{mode} median")
         if not numeric:
             ax.set_xticks(range(len(values)), values)
+        latencies = [row[stat] for row in rows for stat in ("p50", "p99.9") if row[stat] > 0]
+        if latencies and max(latencies) > SWEEP_LOG_SPAN * min(latencies):
+            ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis)
         ax.set(xlabel=sweep_key, ylabel="latency (ms)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
