@@ -64,7 +64,6 @@ def load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import subprocess
     import sys
 
     from parm.bench.latency import bench_latency
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if scenario.testbed is not None and not sandbox.inside():  # the testbed lives in a sandbox of its own
         if (reason := sandbox.unavailable()) is not None:
             raise ValueError(f"the scenario runs on the testbed, which cannot run here: {reason}")
-        return subprocess.run(sandbox.sandboxed(["-m", "parm", *sys.argv[1:]])).returncode
+        return sandbox.run(["-m", "parm", *sys.argv[1:]])
     out = args.out or Path("runs/bench") / scenario.name
     sweep_key = scenario.sweep[0] if scenario.sweep else None
     total = len(scenario.variants()) * len(scenario.modes) * scenario.repeats

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         reason = sandbox.unavailable()
         if reason is not None:
             raise ValueError(f"the testbed cannot run here: {reason}")
-        return subprocess.run(sandbox.sandboxed(["-m", "parm", *sys.argv[1:]])).returncode
+        return sandbox.run(["-m", "parm", *sys.argv[1:]])
     if args.action == "fit":
         return run_fit(args)
     from parm.testbed.check import CheckOptions, run_check

@@ -4,12 +4,17 @@ Everything the testbed makes (a bridge, one network namespace per host, veth pai
 every process) lives inside ``unshare --net --mount --pid --fork --kill-child``: its addresses exist nowhere
 else, no packet can leave the machine, and when the command that made it ends, however it ends (a crash,
 SIGKILL), the kernel removes all of it. It needs root (CI runs as root) and a kernel that permits namespaces.
+
+`run` is the one way in: ``unshare --fork`` blocks SIGINT and SIGTERM in its own process, and the command inside is
+the init of its PID namespace, which takes from outside only signals it handles; so `run` turns a SIGTERM or SIGHUP
+of its own into SIGKILL of the sandbox, as Ctrl-C does, rather than leaving the sandbox to run on.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -40,6 +45,33 @@ def inside() -> bool:
 def sandboxed(argv: Sequence[str]) -> list[str]:
     """``argv`` (a Python module's arguments, ``["-m", "parm", ...]``) run by this interpreter in a new sandbox."""
     return [*UNSHARE, "env", f"{INSIDE}=1", sys.executable, *argv]
+
+
+class Stopped(Exception):
+    """This process got a signal to stop while a sandbox ran: the sandbox is gone."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run ``argv`` (see `sandboxed`) in a new sandbox and wait for it: its exit status, or 128 + the signal's
+    number when this process is told to stop (SIGTERM, SIGHUP), after killing the sandbox and all in it."""
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, _stop) for signum in stops}
+    try:
+        return subprocess.run(sandboxed(argv)).returncode  # on any exception, run() kills unshare: the sandbox goes
+    except Stopped as stopped:
+        print(f"stopped by {stopped}: the testbed's sandbox and every process in it are gone", file=sys.stderr)
+        return 128 + stopped.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def prepare() -> None:
