@@ -40,6 +40,7 @@ import numpy as np
 from common import markdown_table
 
 from parm.bench.loadgen import TRANSPORT_FAILURE, Sample, closed_loop, open_loop
+from parm.bench.machine_speed import machine_speed
 from parm.bench.placeholder import placeholder_run
 from parm.models import build_model
 from parm.runs import open_run
@@ -583,7 +584,10 @@ def pick_rows(args: argparse.Namespace, small: Path, paper: Path) -> list[Row]:
 
 
 def machine() -> dict:
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    """This machine, and its speed on the reference workload (`parm.bench.machine_speed`): figures of two runs compare
+    only as far as their machines do."""
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "speed": machine_speed().as_dict()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -607,7 +611,9 @@ def main(argv: list[str] | None = None) -> None:
             load_before = os.getloadavg()
             records = measure_rounds(plan, servers)
             load_after = os.getloadavg()
-    report(args, plan, picked, records, {**machine(), "loadavg_before": load_before, "loadavg_after": load_after})
+    host = {**machine(), "loadavg_before": load_before, "loadavg_after": load_after}
+    print(f"machine speed (lower is faster): {host['speed']}", flush=True)
+    report(args, plan, picked, records, host)
 
 
 def report(args: argparse.Namespace, plan: Plan, rows: list[Row], records: list[dict], host: dict) -> None:

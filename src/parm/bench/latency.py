@@ -26,6 +26,7 @@ from parm.bench.fit import RunTrace
 from parm.bench.harness import Served, serve_locally
 from parm.bench.loadgen import infer_request, open_loop
 from parm.bench.machine_load import CpuShares
+from parm.bench.machine_speed import machine_speed
 from parm.bench.placeholder import placeholder_run
 from parm.bench.report import AT_FRONTEND, LatencyRun, percentiles
 from parm.bench.scenario import Scenario
@@ -84,7 +85,9 @@ def bench_latency(scenario: Scenario, *, progress: bool = True, serving: Serving
 def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool, requests: list[bytes],
             serving: Serving = local_serving) -> LatencyRun:
     """One mode under the scenario's load: start, warm up, measure, stop. Its metadata's ``machine_cpu``: the whole
-    machine's core time by kind over the load, warm-up included (`parm.bench.machine_load`)."""
+    machine's core time by kind over the load, warm-up included (`parm.bench.machine_load`); ``machine_speed``: the
+    reference workload's figures just before (`parm.bench.machine_speed`), to compare runs across machines."""
+    speed = machine_speed().as_dict()
     options = ServeOptions(mode=mode, instances=scenario.base_instances, coding=scenario.coordinator_config(mode),
                            noop=noop, name=MODEL_NAME)
     deployment = emulated(build_deployment(source, options), scenario)
@@ -104,6 +107,7 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
         metadata={"system": "real", "instances": len(deployment.instances),
                   "failed_requests": int((statuses != 200).sum()), "wall_s": time.perf_counter() - started,
                   "shuffled_mb": getattr(shuffles, "moved_mb", 0.0), "machine_cpu": cpu.shares,
+                  "machine_speed": speed,
                   **({AT_FRONTEND: percentiles(at_frontend)} if at_frontend.size else {})},
     )
 
