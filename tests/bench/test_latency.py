@@ -34,3 +34,4 @@ def test_each_run_is_handed_on_as_it_ends_and_a_failing_run_loses_only_itself() 
     cpu = seen[0][0].metadata["machine_cpu"]  # the cores' time over the load, by kind
     assert 0 < cpu["busy"] <= 1 and cpu["busy"] == pytest.approx(1 - cpu["idle"] - cpu["iowait"], abs=1e-3)
     assert set(seen[0][0].metadata["machine_speed"]) == {"python_ns", "copy_us", "syscall_us", "torch_cpu"}
+    assert isinstance(seen[0][0].metadata["latency_drift"], float)  # how fast latency grew over the run

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parm.bench.report import AT_FRONTEND, LatencyRun, comparison_lines, percentiles, plot_sweep, summarize, write_report
+from parm.bench.report import (AT_FRONTEND, LatencyRun, comparison_lines, latency_drift, percentiles, plot_sweep, summarize,
+                               write_report)
 
 
 def run(mode: str, latencies_ms: np.ndarray, label: str = "standard", answers: object = None) -> LatencyRun:
@@ -117,3 +118,22 @@ def test_a_sweep_spanning_orders_of_magnitude_is_drawn_on_a_log_axis(tmp_path: P
     overloaded = quiet + [{"variant": "rate=300", "mode": "parm", "p50": 17_000.0, "p99.9": 148_000.0}]
     plot_sweep(overloaded, "rate", tmp_path / "overloaded.png", title="overloaded")
     assert scales == ["log"] and (tmp_path / "quiet.png").exists() and (tmp_path / "overloaded.png").exists()
+
+
+def test_latency_drift_is_flat_for_a_long_tail_and_the_queue_s_growth_for_a_backlog() -> None:
+    rng = np.random.default_rng(0)
+    sent = np.sort(rng.uniform(0, 60, 6000))
+    tail = rng.pareto(1.5, sent.size) * 0.01  # a heavy tail that does not grow
+    assert abs(latency_drift(sent, tail)) < 0.001
+    backlog = 0.005 + 0.5 * sent  # served at two thirds of the arrival rate: each second adds half a second
+    assert latency_drift(sent[::-1], backlog[::-1]) == pytest.approx(0.5)  # any order: by send time
+    assert latency_drift(sent[:9], backlog[:9]) is None  # too few queries to tell
+
+
+def test_a_run_that_fell_behind_its_arrivals_is_named_in_the_report(tmp_path: Path) -> None:
+    kept_up, behind = run("parm", np.ones(20)), run("none", np.ones(20))
+    kept_up.metadata["latency_drift"], behind.metadata["latency_drift"] = 0.0001, 0.25
+    markdown = write_report([kept_up, behind], tmp_path, title="t")[1].read_text()
+    assert "Fell behind the arrivals" in markdown and "- standard none: latency grew 250 ms per second of load" in markdown
+    assert "standard parm: latency grew" not in markdown
+    assert "Fell behind" not in write_report([kept_up], tmp_path / "ok", title="t")[1].read_text()

@@ -28,7 +28,7 @@ from parm.bench.loadgen import infer_request, open_loop
 from parm.bench.machine_load import CpuShares
 from parm.bench.machine_speed import machine_speed
 from parm.bench.placeholder import placeholder_run
-from parm.bench.report import AT_FRONTEND, LatencyRun, percentiles
+from parm.bench.report import AT_FRONTEND, LatencyRun, latency_drift, percentiles
 from parm.bench.scenario import Scenario
 from parm.runs import open_run
 from parm.serving.runtime.deployment import INPUT_NAME, Deployment, ServeOptions, build_deployment
@@ -86,7 +86,8 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
             serving: Serving = local_serving) -> LatencyRun:
     """One mode under the scenario's load: start, warm up, measure, stop. Its metadata's ``machine_cpu``: the whole
     machine's core time by kind over the load, warm-up included (`parm.bench.machine_load`); ``machine_speed``: the
-    reference workload's figures just before (`parm.bench.machine_speed`), to compare runs across machines."""
+    reference workload's figures just before (`parm.bench.machine_speed`), to compare runs across machines;
+    ``latency_drift``: how fast latency grew over the run (`parm.bench.report.latency_drift`: > 0 for a growing queue)."""
     speed = machine_speed().as_dict()
     options = ServeOptions(mode=mode, instances=scenario.base_instances, coding=scenario.coordinator_config(mode),
                            noop=noop, name=MODEL_NAME)
@@ -100,14 +101,14 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
             samples = load.result()
     samples.sort()  # by send time: the warm-up is the first queries sent
     measured = samples[scenario.warmup:]
-    _, latencies, statuses, answers, frontend = (np.array(column) for column in zip(*measured, strict=True))
+    sent, latencies, statuses, answers, frontend = (np.array(column) for column in zip(*measured, strict=True))
     at_frontend = frontend[~np.isnan(frontend)]  # failed requests report none
     return LatencyRun(
         mode=mode, label=label, latencies=latencies, answers=answers, trace=_trace(served, shuffles, latencies, frontend),
         metadata={"system": "real", "instances": len(deployment.instances),
                   "failed_requests": int((statuses != 200).sum()), "wall_s": time.perf_counter() - started,
                   "shuffled_mb": getattr(shuffles, "moved_mb", 0.0), "machine_cpu": cpu.shares,
-                  "machine_speed": speed,
+                  "machine_speed": speed, "latency_drift": latency_drift(sent, latencies),
                   **({AT_FRONTEND: percentiles(at_frontend)} if at_frontend.size else {})},
     )
 

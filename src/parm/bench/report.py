@@ -26,6 +26,10 @@ STATS = ("p50", "p90", "p99", "p99.9", "mean")
 # point), beside the client's (send to answer), which includes the HTTP hop and the client.
 AT_FRONTEND = "at_frontend"
 _LEVELS = (50.0, 90.0, 99.0, 99.9)
+# A run whose latency grew by this much per second of load fell behind its arrivals: 10 ms/s adds 0.7 s over a
+# 70 s run, where a system that keeps up stays flat however long its tail (an episode of slow calls moves the median
+# of a tenth of the run only if it lasts half of it).
+FELL_BEHIND = 0.01
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,29 @@ def percentiles(latencies: np.ndarray) -> dict[str, float]:
     values = np.percentile(latencies, _LEVELS) * 1000
     stats = {stat: float(value) for stat, value in zip(STATS[:-1], values, strict=True)}
     return {**stats, "mean": float(latencies.mean() * 1000)}
+
+
+def latency_drift(sent: np.ndarray, latencies: np.ndarray) -> float | None:
+    """How fast latency grew over a run: the median latency of the last tenth of its queries (by send time) less the
+    first tenth's, per second of send time between them. About 0 where the system keeps up with its arrivals, a
+    positive slope where a queue grows (0.5: each second of load added half a second of waiting); None for fewer
+    than 10 queries. Percentiles of a run that fell behind measure its queue, not its tail."""
+    sent, latencies = np.asarray(sent, dtype=np.float64), np.asarray(latencies, dtype=np.float64)
+    order = np.argsort(sent, kind="stable")
+    sent, latencies = sent[order], latencies[order]
+    tenth = len(sent) // 10
+    if tenth == 0:
+        return None
+    span = np.median(sent[-tenth:]) - np.median(sent[:tenth])
+    if span <= 0:
+        return None
+    return float((np.median(latencies[-tenth:]) - np.median(latencies[:tenth])) / span)
+
+
+def behind_lines(runs: Sequence[LatencyRun]) -> list[str]:
+    """One line per run whose ``latency_drift`` (metadata) says it fell behind its arrivals."""
+    return [f"{run.label} {run.mode}: latency grew {1000 * drift:,.0f} ms per second of load" for run in runs
+            if (drift := run.metadata.get("latency_drift")) is not None and drift >= FELL_BEHIND]
 
 
 def summarize(runs: Sequence[LatencyRun]) -> list[dict[str, Any]]:
@@ -158,10 +185,13 @@ def write_report(runs: Sequence[LatencyRun], out_dir: str | Path, *, title: str,
                                              for r in runs]},
                                    indent=2, default=_jsonable) + "\n")
     at_frontend = frontend_table(rows)
+    behind = behind_lines(runs)
     paths[1].write_text(f"# {title}\n\n" + results_table(rows)
                         + (f"\nAt the frontend (receipt to answer; the table above is client send to answer):\n\n{at_frontend}"
                            if at_frontend else "")
-                        + "".join(f"\n- {line}" for line in lines) + ("\n" if lines else ""))
+                        + "".join(f"\n- {line}" for line in lines) + ("\n" if lines else "")
+                        + (f"\nFell behind the arrivals (a growing queue: these runs' percentiles measure it, not the tail):\n\n"
+                           + "".join(f"- {line}\n" for line in behind) if behind else ""))
     first = runs[0].label
     swept = len({run.label for run in runs}) > 1
     plot_cdf([_pooled(group) for group in _groups(runs) if group[0].label == first], paths[2], title=title + (f", {first}" if swept else ""))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from parm.bench.report import AT_FRONTEND, KIND_CODES, LatencyRun, percentiles
+from parm.bench.report import AT_FRONTEND, KIND_CODES, LatencyRun, latency_drift, percentiles
 from parm.bench.scenario import Scenario
 from parm.serving.core.coordinator import Coordinator, Dispatch
 from parm.serving.core.pools import plan_pools
@@ -133,6 +133,7 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
     overhead = scenario.frontend_for(mode).sample(stream_rng(scenario.seed, FRONTEND_STREAM), scenario.queries)
     if delay is not None:  # a model of a measured cluster: the coordinator's latency is the frontend's
         metadata[AT_FRONTEND] = percentiles(latencies[keep])
+    metadata["latency_drift"] = latency_drift(arrivals[keep], latencies[keep] + overhead)
     return LatencyRun(mode, label or scenario.name, latencies[keep] + overhead, kinds[keep], metadata)
 
 
