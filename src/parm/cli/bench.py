@@ -19,7 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "on hosts in network namespaces on shaped links; needs root): for each sweep value and each mode, start the server, replay the "
         "same Poisson arrivals over the Open Inference Protocol from a separate load-generator process, and "
         "record every query's latency and answer kind. Writes results.json, results.md, cdf.png and, for a "
-        "sweep, latency_vs_<key>.png.",
+        "sweep, latency_vs_<key>.png; results.md names any run that fell behind its arrivals (a growing queue).",
         epilog="example: parm bench latency benchmarks/scenarios/standard.yaml --queries 5000",
     )
     add_scenario_options(latency)
