@@ -1,4 +1,4 @@
-"""The reference workload: three figures a reader can compare between machines, measured the same way every time."""
+"""The reference workload: figures a reader can compare between machines, measured the same way every time."""
 
 from __future__ import annotations
 

@@ -190,7 +190,7 @@ def write_report(runs: Sequence[LatencyRun], out_dir: str | Path, *, title: str,
                         + (f"\nAt the frontend (receipt to answer; the table above is client send to answer):\n\n{at_frontend}"
                            if at_frontend else "")
                         + "".join(f"\n- {line}" for line in lines) + ("\n" if lines else "")
-                        + (f"\nFell behind the arrivals (a growing queue: these runs' percentiles measure it, not the tail):\n\n"
+                        + ("\nFell behind the arrivals (a growing queue: these runs' percentiles measure it, not the tail):\n\n"
                            + "".join(f"- {line}\n" for line in behind) if behind else ""))
     first = runs[0].label
     swept = len({run.label for run in runs}) > 1

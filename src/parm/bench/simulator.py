@@ -133,8 +133,9 @@ def simulate(scenario: Scenario, mode: str, *, label: str | None = None, progres
     overhead = scenario.frontend_for(mode).sample(stream_rng(scenario.seed, FRONTEND_STREAM), scenario.queries)
     if delay is not None:  # a model of a measured cluster: the coordinator's latency is the frontend's
         metadata[AT_FRONTEND] = percentiles(latencies[keep])
-    metadata["latency_drift"] = latency_drift(arrivals[keep], latencies[keep] + overhead)
-    return LatencyRun(mode, label or scenario.name, latencies[keep] + overhead, kinds[keep], metadata)
+    measured = latencies[keep] + overhead
+    metadata["latency_drift"] = latency_drift(arrivals[keep], measured)
+    return LatencyRun(mode, label or scenario.name, measured, kinds[keep], metadata)
 
 
 def _coordinator(scenario: Scenario, mode: str, pools: dict) -> Coordinator:

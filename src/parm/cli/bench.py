@@ -64,8 +64,6 @@ def load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     from parm.bench.latency import bench_latency
     from parm.bench.report import write_report
     from parm.serving.runtime.logs import configure_logging
@@ -74,9 +72,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging("text", "warning")
     scenario = load(args)
     if scenario.testbed is not None and not sandbox.inside():  # the testbed lives in a sandbox of its own
-        if (reason := sandbox.unavailable()) is not None:
-            raise ValueError(f"the scenario runs on the testbed, which cannot run here: {reason}")
-        return sandbox.run(["-m", "parm", *sys.argv[1:]])
+        return sandbox.rerun_inside("the scenario runs on the testbed, which cannot run here")
     out = args.out or Path("runs/bench") / scenario.name
     sweep_key = scenario.sweep[0] if scenario.sweep else None
     total = len(scenario.variants()) * len(scenario.modes) * scenario.repeats

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -54,10 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "fit" and args.from_trace is not None:
         return run_fit(args)  # a computation on a saved trace: no testbed needed
     if not sandbox.inside():
-        reason = sandbox.unavailable()
-        if reason is not None:
-            raise ValueError(f"the testbed cannot run here: {reason}")
-        return sandbox.run(["-m", "parm", *sys.argv[1:]])
+        return sandbox.rerun_inside("the testbed cannot run here")
     if args.action == "fit":
         return run_fit(args)
     from parm.testbed.check import CheckOptions, run_check

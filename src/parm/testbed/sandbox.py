@@ -74,6 +74,14 @@ def run(argv: Sequence[str]) -> int:
             signal.signal(signum, handler)
 
 
+def rerun_inside(refusal: str) -> int:
+    """This very ``parm`` command again, inside a new sandbox (`run`); where the testbed cannot run here, a ValueError
+    ``"{refusal}: {why}"``."""
+    if (reason := unavailable()) is not None:
+        raise ValueError(f"{refusal}: {reason}")
+    return run(["-m", "parm", *sys.argv[1:]])
+
+
 def prepare() -> None:
     """First thing inside the sandbox: loopback up, and a private ``/run/netns`` for the hosts' namespaces."""
     if not inside():
