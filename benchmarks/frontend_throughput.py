@@ -3,11 +3,11 @@
 Run: .venv/bin/python benchmarks/frontend_throughput.py [--rounds 3] [--seconds 8] [--rows ROW,ROW] [--no-paper-size]
 Starts every row's server on its own loopback port once: bare echo apps (benchmarks/echo_apps.py: standard
 json or orjson under uvicorn, orjson under granian) and `parm serve` of placeholder runs (sum code, k = 2) in
-modes none and parm, with no-op instances and with real untrained Base-MLP ones. Then, in rounds that visit
-every row in turn so that all see the same machine noise, it measures each with wrk (32 keep-alive connections;
-parm's own closed-loop client when wrk is missing): requests/s, p50/p99 latency, and the server's CPU per query
+modes none and parm, with no-op instances and with real untrained Base-MLP ones (computed by PyTorch, and by ONNX
+Runtime: `--engine onnx`). Then, in rounds that visit every row in turn so that all see the same machine noise, it
+measures each with wrk (32 keep-alive connections; parm's own closed-loop client when wrk is missing): requests/s, p50/p99 latency, and the server's CPU per query
 from /proc (the frontend process, and parm's instance processes apart). Fashion-MNIST queries travel as JSON
-(10 KB); paper-size ones (3 x 224 x 224, 1,000 classes) as binary tensors (600 KB). Parm's four Fashion-MNIST
+(10 KB); paper-size ones (3 x 224 x 224, 1,000 classes) as binary tensors (600 KB). Parm's six Fashion-MNIST
 rows are also driven open loop at --rate queries/s (seeded Poisson arrivals) for their CPU per query at a fixed
 load. Prints Markdown tables of the medians over rounds and writes results.json and throughput.png to --out.
 """
@@ -142,6 +142,8 @@ def all_rows(small: Path, paper: Path, extra: tuple[str, ...] = ()) -> list[Row]
         echo_row("echo-orjson-granian", "fashion-mnist", "granian", "orjson_app"),
         *(parm_row(f"parm-{mode}{'-noop' * noop}", "fashion-mnist", small, mode, noop, extra)
           for noop in (True, False) for mode in ("none", "parm")),
+        *(parm_row(f"parm-{mode}-onnx", "fashion-mnist", small, mode, False, ("--engine", "onnx", *extra))
+          for mode in ("none", "parm")),
         echo_row("echo-orjson-uvicorn-paper", "paper", "uvicorn", "orjson_app"),
         *(parm_row(f"parm-{mode}-noop-paper", "paper", paper, mode, True, extra) for mode in ("none", "parm")),
     ]
@@ -517,7 +519,8 @@ def rate_table(figures: dict[str, dict]) -> str:
 
 def cpu_ratios(figures: dict[str, dict]) -> dict[str, float]:
     """Mode parm's frontend CPU per query over mode none's, with no-op instances and with computing ones."""
-    pairs = {"noop": ("parm-parm-noop", "parm-none-noop"), "real": ("parm-parm", "parm-none")}
+    pairs = {"noop": ("parm-parm-noop", "parm-none-noop"), "real": ("parm-parm", "parm-none"),
+             "onnx": ("parm-parm-onnx", "parm-none-onnx")}
     return {kind: figures[parm]["frontend_cpu_us"] / figures[none]["frontend_cpu_us"]
             for kind, (parm, none) in pairs.items() if parm in figures and none in figures}
 

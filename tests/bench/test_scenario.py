@@ -94,6 +94,8 @@ def test_sweep_variants_are_labelled_by_value(tmp_path: Path) -> None:
     ("cluster: {batching: lazy}\n", "batching must be one of dynamic, fixed, got 'lazy'"),
     ("sweep: {batching: [fixed, 2]}\n", "bad sweep value: batching must be one of dynamic, fixed, got 2"),
     ("sweep: {batching: []}\n", "e.g. sweep: {batching: [dynamic, fixed]}"),
+    ("engine: tensorrt\n", "engine must be one of torch, onnx"),
+    ("sweep: {engine: [onnx, jax]}\n", "bad sweep value: engine must be one of torch, onnx, got 'jax'"),
     ("service: 2\n", "bad service settings: need a mapping, got 2"),
     ("frontend: constant\n", "bad frontend settings: need a mapping"),
     ("shuffles: many\n", "bad shuffles settings: need a mapping, got 'many'"),
@@ -177,6 +179,19 @@ def test_the_papers_query_size_is_a_setting_and_a_sweep(tmp_path) -> None:
         scenario_from_dict({"query_size": "large"})
     with pytest.raises(ScenarioError, match="query_size must be one of model, paper"):
         scenario_from_dict({"sweep": {"query_size": ["huge"]}})
+
+
+def test_the_engine_is_a_setting_and_a_sweep_that_reaches_the_instances(tmp_path) -> None:
+    from parm.bench.latency import emulated, serve_options
+    from parm.bench.placeholder import placeholder_run
+    from parm.bench.scenario import scenario_from_dict
+    from parm.serving.runtime.deployment import build_deployment
+
+    scenario = scenario_from_dict({"base_instances": 2, "sweep": {"engine": ["torch", "onnx"]}})
+    assert [label for label, _ in scenario.variants()] == ["engine=torch", "engine=onnx"]
+    onnx = scenario.variants()[1][1]
+    deployment = emulated(build_deployment(placeholder_run(tmp_path), serve_options(onnx, "parm", False)), onnx)
+    assert {spec.engine for spec in deployment.instances} == {"onnx"}
 
 
 def test_a_link_sweep_varies_the_testbeds_links() -> None:

@@ -223,3 +223,13 @@ def test_serve_remote_refuses_a_missing_cluster_file_in_one_line(tmp_path, capsy
     monkeypatch.chdir(tmp_path)
     assert main(["serve", str(tmp_path / "run"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_serve_refuses_the_onnx_engine_without_onnxruntime_naming_the_install(tmp_path, capsys, monkeypatch):
+    import parm.export.formats as formats
+
+    real = formats.importlib.util.find_spec
+    monkeypatch.setattr(formats.importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else real(name))
+    assert main(["serve", str(tmp_path / "run"), "--engine", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "--engine onnx" in err and "pip install 'parm-serving[export]'" in err and "leave --engine out" in err

@@ -42,6 +42,15 @@ def test_each_pool_serves_its_own_model_under_its_export_name(tmp_path: Path) ->
         assert service.registry.get_sample_value("parm_instance_queries_total") == 3
 
 
+def test_the_onnx_engine_serves_the_pools_model_within_the_export_tolerance(tmp_path: Path) -> None:
+    run, _ = affine_run(tmp_path, k=2, r=1)
+    batch = np.random.default_rng(1).normal(scale=5.0, size=(4, *INPUT_SHAPE)).astype(np.float32)
+    model = load_checkpoint(open_run(run).parity_checkpoint(0))[0]
+    prediction = served(build_model_service(run, parity_pool(0), engine="onnx"), batch)
+    with torch.no_grad():
+        np.testing.assert_allclose(prediction.outputs, model(torch.from_numpy(batch)).numpy(), atol=1e-5, rtol=0)
+
+
 def test_a_pool_the_run_does_not_have_is_refused(tmp_path: Path) -> None:
     run, _ = affine_run(tmp_path, k=2, r=1)
     with pytest.raises(ValueError, match="has no pool parity-1: it has parity pools parity-0..parity-0"):

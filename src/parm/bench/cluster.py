@@ -51,6 +51,7 @@ class InstanceServers:
     pools: dict[Pool, list[int]]
     noop: bool = False
     threads: int = 1
+    engine: str = "torch"  # what computes each server's model (`parm.serving.engines`)
     grpc: bool = False  # servers also speak gRPC, and the endpoints are theirs (grpc:// URLs)
     placement: Callable[[int], tuple[Sequence[str], str]] | None = None  # instance -> (command prefix, address)
     emulations: dict[int, Emulation] | None = None  # emulated service times, per instance
@@ -110,7 +111,7 @@ class InstanceServers:
         server.log = Path(self._logs.name) / f"instance-{instance}-{server.starts}.log"  # type: ignore[union-attr]
         command = [*server.prefix, sys.executable, "-m", "parm", "instance", str(self.source), "--pool",
                    str(server.pool), "--host", server.address, "--port", str(server.port), "--threads",
-                   str(self.threads), "--log-format", "text"]
+                   str(self.threads), "--engine", self.engine, "--log-format", "text"]
         if self.noop:
             command.append("--noop")
         if server.grpc_port is not None:

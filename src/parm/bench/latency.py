@@ -82,6 +82,12 @@ def bench_latency(scenario: Scenario, *, progress: bool = True, serving: Serving
     return runs
 
 
+def serve_options(scenario: Scenario, mode: str, noop: bool) -> ServeOptions:
+    """How the bench serves ``mode`` of ``scenario`` (its instances emulated after, by `emulated`)."""
+    return ServeOptions(mode=mode, instances=scenario.base_instances, coding=scenario.coordinator_config(mode),
+                        noop=noop, name=MODEL_NAME, engine=scenario.engine)
+
+
 def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool, requests: list[bytes],
             serving: Serving = local_serving) -> LatencyRun:
     """One mode under the scenario's load: start, warm up, measure, stop. Its metadata's ``machine_cpu``: the whole
@@ -89,9 +95,7 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
     reference workload's figures just before (`parm.bench.machine_speed`), to compare runs across machines;
     ``latency_drift``: how fast latency grew over the run (`parm.bench.report.latency_drift`: > 0 for a growing queue)."""
     speed = machine_speed().as_dict()
-    options = ServeOptions(mode=mode, instances=scenario.base_instances, coding=scenario.coordinator_config(mode),
-                           noop=noop, name=MODEL_NAME)
-    deployment = emulated(build_deployment(source, options), scenario)
+    deployment = emulated(build_deployment(source, serve_options(scenario, mode, noop)), scenario)
     started = time.perf_counter()
     with serving(deployment, scenario, source, noop) as (served, background), _load_process() as pool:
         total = scenario.warmup + scenario.queries

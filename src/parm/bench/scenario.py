@@ -19,14 +19,16 @@ import yaml
 
 from parm.serving.core.coordinator import BATCHING, CoordinatorConfig
 from parm.serving.core.pools import MODES
+from parm.serving.engines import ENGINES
 from parm.workload.emulation import CallDelay
 from parm.workload.faults import Fault
 from parm.workload.links import LinkSpec, TestbedPlan
 from parm.workload.service_time import ServiceTime
 from parm.workload.shuffles import ShuffleConfig
 
-SWEEPABLE = ("rate", "k", "shuffles", "batch_size", "batching", "query_size", "link")
+SWEEPABLE = ("rate", "k", "shuffles", "batch_size", "batching", "query_size", "engine", "link")
 QUERY_SIZES = ("model", "paper")  # the model's own queries, or the paper's: 3x224x224 in, 1,000 out (no-op instances)
+CHOICES = {"batching": BATCHING, "query_size": QUERY_SIZES, "engine": ENGINES}  # the settings that name one of a few
 ANY_MODE = "*"
 # Groupings of top-level settings in the file (flattened on reading), with an example of each.
 SECTIONS = {"cluster": "{base_instances: 12, k: 2}", "workload": "{rate: 270, queries: 20000}"}
@@ -119,6 +121,7 @@ class Scenario:
     sweep: tuple[str, tuple[Any, ...]] | None = None
     testbed: TestbedPlan | None = None  # run on hosts in network namespaces on shaped links (`parm.testbed`)
     query_size: str = "model"
+    engine: str = "torch"  # what computes the instances' models (`parm.serving.engines`)
     # Simulation only, set by `parm.bench.fit.fitted_scenario`: the hosts the shuffles pick from (instance i on host
     # i mod hosts; default one per instance) and, per mode, the delay a real cluster adds to each call.
     hosts: int | None = None
@@ -147,6 +150,9 @@ class Scenario:
                                 f"binary tensors and 1,000 outputs, on no-op instances), got {self.query_size!r}")
         if self.batching not in BATCHING:
             raise ScenarioError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
+        if self.engine not in ENGINES:
+            raise ScenarioError(f"engine must be one of {', '.join(ENGINES)} (onnx: ONNX Runtime on an export of the "
+                                f"model), got {self.engine!r}")
         processes = self.instance_processes
         if processes is not None and not (_is_number(processes, whole=True) and processes >= 1):
             raise ScenarioError(f"instance_processes must be at least 1 (a whole number), or left out for one process "
@@ -294,12 +300,12 @@ def _check_sweep(key: str, values: tuple[Any, ...]) -> None:
         raise ScenarioError(f"sweep must name one of {SWEEPABLE}, not {key!r}: e.g. sweep: {{rate: [150, 270]}}")
     if not values:
         raise ScenarioError(f"sweep {key} needs at least one value: "
-                            f"e.g. sweep: {{{key}: [{', '.join(BATCHING) if key == 'batching' else ', '.join(QUERY_SIZES) if key == 'query_size' else SWEEP_RULES[key].example}]}}")
+                            f"e.g. sweep: {{{key}: [{', '.join(CHOICES[key]) if key in CHOICES else SWEEP_RULES[key].example}]}}")
     for value in values:
         if key == "link":
             _link(value)
-        elif key in ("batching", "query_size"):
-            allowed = BATCHING if key == "batching" else QUERY_SIZES
+        elif key in CHOICES:
+            allowed = CHOICES[key]
             if value not in allowed:
                 raise ScenarioError(f"bad sweep value: {key} must be one of {', '.join(allowed)}, got {value!r}")
         elif (problem := SWEEP_RULES[key].problem(key, value)) is not None:

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from parm.cli.serve import bind, require
+from parm.cli.serve import bind, check_engine_option, require
 from parm.serving.core.pools import parse_pool
+from parm.serving.engines import ENGINES
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -35,8 +36,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--grpc-port", type=int, metavar="PORT",
                         help="also serve the protocol's gRPC API on this port (grpc:// URLs in a cluster file)")
     parser.add_argument("--name", help="the served model's name (default: the name `parm export` gives it)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for the model (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, help="threads that compute the model (default: %(default)s)")
     parser.add_argument("--noop", action="store_true", help="answer zeros without running the model (benchmarks)")
+    parser.add_argument("--engine", choices=ENGINES, default="torch",
+                        help="what computes the model: PyTorch, or ONNX Runtime on an export of the same weights, "
+                        "checked against PyTorch at start (needs parm-serving[export]; default: %(default)s)")
     parser.add_argument("--slow-ms", type=float, default=0.0,
                         help="add this many milliseconds to every batch (an emulated slow machine; default: 0)")
     parser.add_argument("--emulation", type=Path, metavar="FILE.json",
@@ -62,6 +66,8 @@ def run(args: argparse.Namespace) -> NoReturn:
     require(args.threads >= 1, f"--threads must be at least 1, got {args.threads}")
     require(args.slow_ms >= 0, f"--slow-ms must be 0 or more milliseconds, got {args.slow_ms}")
     require(args.max_pending >= 1, f"--max-pending must be at least 1, got {args.max_pending}")
+    if not args.noop:
+        check_engine_option(args.engine)
     emulation = None
     if args.emulation is not None:
         from parm.workload.emulation import Emulation
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> NoReturn:
         emulation = Emulation.from_dict(json.loads(args.emulation.read_text()))
     service = build_model_service(args.source, parse_pool(args.pool), noop=args.noop, delay_s=args.slow_ms / 1000,
                                   threads=args.threads, name=args.name, max_pending=args.max_pending,
-                                  emulation=emulation, instance_id=args.instance_id)
+                                  emulation=emulation, instance_id=args.instance_id, engine=args.engine)
     with bind(args.host, args.port) as sock:
         if args.grpc_port is not None:
             bind(args.host, args.grpc_port).close()  # in use: one line now, not a failed start-up later

@@ -17,6 +17,7 @@ from typing import NoReturn
 from parm.serving.backends.remote.cluster import Endpoint, load_cluster, order_endpoints, pool_sizes
 from parm.serving.core.coordinator import BATCHING, CoordinatorConfig
 from parm.serving.core.pools import MODES
+from parm.serving.engines import ENGINES, check_engine
 from parm.serving.runtime.deployment import OUT_OF_RANGE, ServeOptions
 
 
@@ -113,6 +114,9 @@ def add_deployment_options(parser: argparse.ArgumentParser, *, batch_size: int =
                         "(KIND noise) or with its previous call's outputs (KIND stale); repeatable")
     parser.add_argument("--noop", action="store_true",
                         help="instances return zeros without running a model (to measure the frontend's own overhead)")
+    parser.add_argument("--engine", choices=ENGINES, default="torch",
+                        help="what computes each instance's model: PyTorch, or ONNX Runtime on an export of the same "
+                        "weights, checked against PyTorch at start (needs parm-serving[export]; default: %(default)s)")
     parser.add_argument("--name", help="model name in URLs (default: DATASET-MODEL of the base checkpoint)")
     parser.add_argument("--out-of-range", choices=OUT_OF_RANGE, default="refuse",
                         help="inputs outside the range the model was trained on: refuse them with a 400 or clip "
@@ -166,6 +170,8 @@ def check_deployment_options(args: argparse.Namespace) -> None:
         require(value >= 0, f"{flag} must be 0 or more milliseconds, got {value}")  # NaN fails too
     require(args.deadline_ms is None or args.deadline_ms > 0,
             f"--deadline-ms must be more than 0 milliseconds (or left out: no deadline), got {args.deadline_ms}")
+    if not args.noop:
+        check_engine_option(args.engine)
 
 
 def check_serve_options(args: argparse.Namespace) -> None:
@@ -183,6 +189,14 @@ def check_serve_options(args: argparse.Namespace) -> None:
             f"--max-body-mb must be a number of megabytes more than 0, got {args.max_body_mb}")
     require(args.instance_processes is None or args.instance_processes >= 1,
             f"--instance-processes must be at least 1 (or left out: one per instance), got {args.instance_processes}")
+
+
+def check_engine_option(engine: str) -> None:
+    """--engine ENGINE refused, naming the fix, when it cannot run here (`check_engine`)."""
+    try:
+        check_engine(engine)
+    except ValueError as err:
+        raise ValueError(f"--engine {engine}: {err}; or leave --engine out (PyTorch)") from None
 
 
 BIND_FIXES = {
@@ -225,7 +239,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
     )
     return ServeOptions(mode=args.mode, instances=args.instances, coding=coding, default_class=args.default_class,
                         noop=args.noop, delays=parse_delays(args.slow), wrong=parse_wrong(args.byzantine), name=args.name,
-                        out_of_range=args.out_of_range)
+                        out_of_range=args.out_of_range, engine=args.engine)
 
 
 def run(args: argparse.Namespace) -> NoReturn:

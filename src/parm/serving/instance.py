@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from parm.models import load_checkpoint
 from parm.serving.core.pools import Pool
+from parm.serving.engines import ENGINES, Compute, load_engine
 from parm.workload.emulation import Emulation
 from parm.workload.faults import WRONG_KINDS
 
@@ -27,7 +27,8 @@ class InstanceSpec:
     """What one instance runs: a checkpoint (or a no-op model of the given output size) and how slow it is.
 
     ``delay_s`` is added to every call; ``emulation`` holds each answer to an emulated service time instead
-    of the time the computation took; ``shuffle_endpoint`` runs a loopback endpoint for real background
+    of the time the computation took; ``engine`` is what computes the model (`parm.serving.engines`: PyTorch or ONNX
+    Runtime, on ``threads`` threads); ``shuffle_endpoint`` runs a loopback endpoint for real background
     shuffles (`parm.workload.shuffle_traffic`, local backend only); ``wrong`` makes a Byzantine instance, whose
     answers are wrong, not slow (`WRONG_KINDS`: its outputs plus noise of their own size, or the outputs of its
     previous call, another query's).
@@ -42,10 +43,18 @@ class InstanceSpec:
     shuffle_endpoint: bool = False
     threads: int = 1
     wrong: str | None = None
+    engine: str = "torch"
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"instance {self.id}: the engine is one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.wrong is not None and self.wrong not in WRONG_KINDS:
             raise ValueError(f"instance {self.id}: wrong answers are one of {', '.join(WRONG_KINDS)}, got {self.wrong!r}")
+
+    @property
+    def engine_key(self) -> tuple[str, str, int]:
+        """(checkpoint, engine, threads): instances with equal keys compute with one loaded model."""
+        return (str(self.checkpoint), self.engine, self.threads)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (it crosses to worker processes and Ray actors as JSON, never pickled)."""
@@ -62,18 +71,18 @@ class InstanceSpec:
 class ModelInstance:
     """A loaded model that turns input batches into output batches."""
 
-    def __init__(self, spec: InstanceSpec, model: torch.nn.Module | None = None) -> None:
-        """``model``: the spec's checkpoint already loaded (instances of one process share it), else loaded here."""
+    def __init__(self, spec: InstanceSpec, model: Compute | None = None) -> None:
+        """``model``: the spec's checkpoint already loaded by its engine (instances of one process share it), else
+        loaded here."""
         self.spec = spec
         torch.set_num_threads(max(1, spec.threads))
-        self.model = model if model is not None or not spec.checkpoint else load_checkpoint(spec.checkpoint)[0]
+        self.model = model if model is not None or not spec.checkpoint else load_engine(*spec.engine_key)
         if self.model is None and not spec.output_shape:
             raise ValueError(f"instance {spec.id}: a no-op instance (no checkpoint) needs an output_shape")
         self.clock = spec.emulation.clock(spec.id) if spec.emulation is not None else None
         self._noise = np.random.default_rng(spec.id)  # a Byzantine instance's own seeded noise
         self._previous: np.ndarray | None = None
 
-    @torch.inference_mode()
     def compute(self, inputs: np.ndarray) -> tuple[np.ndarray, float]:
         """The outputs and when (a `time.perf_counter` time) they may leave: an emulated or delayed instance
         holds them until its service time (plus ``delay_s``) has passed since the call started."""
@@ -81,7 +90,7 @@ class ModelInstance:
         if self.model is None:
             outputs = np.zeros((len(inputs), *self.spec.output_shape), dtype=np.float32)
         else:
-            outputs = self.model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
+            outputs = self.model(inputs)
         if self.spec.wrong is not None:
             outputs = self._wrong(outputs)
         service = 0.0

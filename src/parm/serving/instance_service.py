@@ -69,10 +69,11 @@ class ModelService:
 
 def build_model_service(source: str | Path, pool: Pool, *, noop: bool = False, delay_s: float = 0.0,
                         threads: int = 1, name: str | None = None, max_pending: int = 256,
-                        emulation: Emulation | None = None, instance_id: int = 0) -> ModelService:
+                        emulation: Emulation | None = None, instance_id: int = 0, engine: str = "torch") -> ModelService:
     """The server of ``pool``'s model of ``source`` (a coded run folder, or a base checkpoint for the base pool),
     named as `parm export` names it (`model_name`) unless ``name`` is given. ``emulation``: hold each answer to an
-    emulated service time, drawn from the stream of instance ``instance_id`` (as the local backend's are)."""
+    emulated service time, drawn from the stream of instance ``instance_id`` (as the local backend's are);
+    ``engine``: what computes the model (`parm.serving.engines`)."""
     run = open_run(Path(source))
     if pool.parity is not None and not (isinstance(run, CodedRun) and pool.parity < run.r):
         have = f"parity pools parity-0..parity-{run.r - 1}" if isinstance(run, CodedRun) else "only the base pool"
@@ -87,5 +88,6 @@ def build_model_service(source: str | Path, pool: Pool, *, noop: bool = False, d
         parameters={"pool": str(pool), "run": str(source)},
     )
     spec = InstanceSpec(id=instance_id, pool=pool, checkpoint=None if noop else str(checkpoint),
-                        output_shape=(card.num_classes,), delay_s=delay_s, threads=threads, emulation=emulation)
+                        output_shape=(card.num_classes,), delay_s=delay_s, threads=threads, emulation=emulation,
+                        engine=engine)
     return ModelService(model, spec, max_pending=max_pending)

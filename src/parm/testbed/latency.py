@@ -108,7 +108,7 @@ def serve_on(testbed: Testbed, deployment: Deployment, scenario: Scenario, sourc
     plan = scenario.testbed
     testbed.shape(plan.link)  # this variant's links (a link sweep varies them)
     emulations = {spec.id: spec.emulation for spec in deployment.instances if spec.emulation is not None}
-    with InstanceServers(source, deployment.pools, noop=noop, emulations=emulations,
+    with InstanceServers(source, deployment.pools, noop=noop, emulations=emulations, engine=scenario.engine,
                          placement=lambda i: (testbed.exec(plan.host_of(i), []), testbed.address(plan.host_of(i)))
                          ) as servers:
         endpoints = servers.endpoints()

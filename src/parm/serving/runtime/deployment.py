@@ -45,6 +45,7 @@ class ServeOptions:
     name: str | None = None
     out_of_range: str = "refuse"  # inputs outside the training data's range: refuse them (400) or clip them in
     pool_sizes: Mapping[Pool, int] | None = None  # instances per pool, for a cluster that lists its own (remote)
+    engine: str = "torch"  # what computes each instance's model (`parm.serving.engines`)
 
     def __post_init__(self) -> None:
         if self.out_of_range not in OUT_OF_RANGE:
@@ -89,6 +90,7 @@ def build_deployment(source: str | Path, options: ServeOptions = ServeOptions())
             id=i, pool=pool,
             checkpoint=None if options.noop else str(checkpoint_of(pool, run)),
             output_shape=(card.num_classes,), delay_s=options.delays.get(i, 0.0), wrong=options.wrong.get(i),
+            engine=options.engine,
         )
         for pool, ids in pools.items() for i in ids
     )

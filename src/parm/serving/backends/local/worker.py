@@ -1,7 +1,7 @@
 """The process behind local instances: ``python -m parm.serving.backends.local.worker``, started by the local backend.
 
 Its first stdin frame lists the instances it hosts (one, or many emulated ones on a small machine).
-It loads their models (one copy per checkpoint), says each is ready, then computes every batch
+It loads their models (one copy per checkpoint and engine), says each is ready, then computes every batch
 frame as it arrives and writes its output frame once `ModelInstance.compute` says it is due; while
 an answer is held it keeps reading, so a held instance never delays the others. A ``kill`` frame
 crashes one hosted instance (dropping what it held) and, if asked, restarts it, announcing it ready
@@ -28,8 +28,8 @@ import time
 from typing import Any, BinaryIO
 
 
-from parm.models import load_checkpoint
 from parm.serving.backends.local.wire import Batch, Frame, FrameReader, pack
+from parm.serving.engines import load_engine
 from parm.serving.instance import InstanceSpec, ModelInstance
 from parm.workload.shuffle_traffic import start_endpoint
 
@@ -41,8 +41,8 @@ class Host:
 
     def __init__(self, specs: list[InstanceSpec], stdout: BinaryIO) -> None:
         self.specs, self.stdout = {spec.id: spec for spec in specs}, stdout
-        models = {path: load_checkpoint(path)[0] for path in {spec.checkpoint for spec in specs if spec.checkpoint}}
-        self.instances = {spec.id: ModelInstance(spec, models.get(spec.checkpoint)) for spec in specs}
+        models = {key: load_engine(*key) for key in {spec.engine_key for spec in specs if spec.checkpoint}}
+        self.instances = {spec.id: ModelInstance(spec, models.get(spec.engine_key)) for spec in specs}
         # Frames waiting for their time, earliest first: (due, order, instance, frame).
         self.held: list[tuple[float, int, int, Frame]] = []
         self.order = itertools.count()
