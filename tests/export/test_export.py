@@ -124,6 +124,27 @@ def test_zoo_models_export_within_tolerance(tmp_path, name, shape, fmt):
     assert write_checked(FORMATS[fmt], model, shape, tmp_path / FORMATS[fmt].filename) <= TOLERANCE
 
 
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_a_trained_models_large_logits_are_checked_against_their_scale(tmp_path, fmt):
+    # Weights x 50 give logits in the hundreds, where float32 kernels that sum in another order differ by 1e-5 and
+    # more in absolute terms (the demo's trained models under ONNX Runtime did, and an absolute check refused them).
+    torch.manual_seed(0)
+    model = build_model("base-mlp", (1, 28, 28), 10)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(50.0)
+    assert write_checked(FORMATS[fmt], model, (1, 28, 28), tmp_path / FORMATS[fmt].filename) <= TOLERANCE
+
+
+def test_the_check_measures_differences_against_the_largest_logit() -> None:
+    from parm.export.formats import relative_diff
+
+    want = np.array([[200.0, -3.0], [0.5, 1.0]], dtype=np.float32)
+    assert relative_diff(want + np.float32(0.002), want) == pytest.approx(1e-5, rel=1e-2)
+    assert relative_diff(np.array([[0.25]]), np.array([[0.5]])) == 0.25  # small logits: absolute, scale 1
+    assert np.isnan(relative_diff(np.array([[np.nan]]), np.array([[1.0]])))
+
+
 def test_a_non_empty_folder_is_refused_unless_forced_which_replaces_the_old_export(tmp_path):
     two_parities, _ = affine_run(tmp_path / "r2", k=2, r=2)
     one_parity, _ = affine_run(tmp_path / "r1", k=2, r=1)

@@ -34,7 +34,7 @@ edit the URLs to where your servers run, and add entries (same pool and model, a
 @dataclass(frozen=True)
 class ExportedModel:
     """One model of the repository: its name, the pools whose instances run it, its file and the measured
-    largest |exported - PyTorch| logit difference."""
+    largest |exported - PyTorch| logit difference relative to the largest logit (`formats.relative_diff`)."""
 
     name: str
     pools: tuple[Pool, ...]

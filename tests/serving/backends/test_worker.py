@@ -89,3 +89,25 @@ def test_a_worker_whose_frontend_stopped_reading_ends_quietly() -> None:
         assert worker.wait(timeout=30) == 0 and worker.stderr.read() == b""
     finally:
         worker.kill()
+
+
+def test_a_model_its_engine_refuses_ends_the_worker_with_one_line(monkeypatch) -> None:
+    import os
+
+    import pytest
+
+    from parm.export.formats import ExportError
+    from parm.serving.backends.local import worker
+
+    def refuse(*key):
+        raise ExportError("model.onnx differs from PyTorch by 0.5 of the largest logit")
+
+    monkeypatch.setattr(worker, "load_engine", refuse)
+    read, write = os.pipe()
+    os.write(write, pack({"instances": [InstanceSpec(0, BASE_POOL, checkpoint="ck", engine="onnx").to_dict()]}))
+    try:
+        with pytest.raises(SystemExit, match="worker: model.onnx differs from PyTorch by 0.5"):
+            worker.serve(read, io.BytesIO())
+    finally:
+        os.close(read)
+        os.close(write)

@@ -92,7 +92,10 @@ def serve(stdin: int, stdout: BinaryIO) -> None:
         return
     if isinstance(first, Batch) or "instances" not in first:
         sys.exit("parm.serving.backends.local.worker: the first frame must list the instances to host")
-    host = Host([InstanceSpec.from_dict(spec) for spec in first["instances"]], stdout)
+    try:
+        host = Host([InstanceSpec.from_dict(spec) for spec in first["instances"]], stdout)
+    except ValueError as err:  # a model its engine refuses (an export that fails its check): one line, not a traceback
+        sys.exit(f"parm.serving.backends.local.worker: {err}")
     gc.freeze()  # torch and the models live as long as the process: a full collection over them would stall a call
     for instance in host.specs:
         host.announce(instance)
