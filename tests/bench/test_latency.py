@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 
 import pytest
 
@@ -35,3 +37,13 @@ def test_each_run_is_handed_on_as_it_ends_and_a_failing_run_loses_only_itself() 
     assert 0 < cpu["busy"] <= 1 and cpu["busy"] == pytest.approx(1 - cpu["idle"] - cpu["iowait"], abs=1e-3)
     assert set(seen[0][0].metadata["machine_speed"]) == {"python_ns", "copy_us", "syscall_us", "torch_cpu"}
     assert isinstance(seen[0][0].metadata["latency_drift"], float)  # how fast latency grew over the run
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning the frontend apart needs at least two cores")
+def test_a_run_with_frontend_cores_pins_the_frontend_and_says_where_everything_ran() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    scenario = dataclasses.replace(TINY, modes=("parm",), frontend_cores=(cores[-1],))
+    (run,) = bench_latency(scenario, progress=False)
+    assert len(run.latencies) == 60 and run.metadata["failed_requests"] == 0
+    assert run.metadata["placement"] == {"frontend": [cores[-1]], "rest": cores[:-1]}
+    assert os.sched_getaffinity(0) == set(cores)  # given back after the run

@@ -27,6 +27,7 @@ from parm.bench.harness import Served, serve_locally
 from parm.bench.loadgen import infer_request, open_loop
 from parm.bench.machine_load import CpuShares
 from parm.bench.machine_speed import machine_speed
+from parm.bench.placement import frontend_on_own_cores
 from parm.bench.placeholder import placeholder_run
 from parm.bench.report import AT_FRONTEND, LatencyRun, latency_drift, percentiles
 from parm.bench.scenario import Scenario
@@ -93,13 +94,14 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
     """One mode under the scenario's load: start, warm up, measure, stop. Its metadata's ``machine_cpu``: the whole
     machine's core time by kind over the load, warm-up included (`parm.bench.machine_load`); ``machine_speed``: the
     reference workload's figures just before (`parm.bench.machine_speed`), to compare runs across machines;
-    ``latency_drift``: how fast latency grew over the run (`parm.bench.report.latency_drift`: > 0 for a growing queue)."""
+    ``latency_drift``: how fast latency grew over the run (`parm.bench.report.latency_drift`: > 0 for a growing queue);
+    ``placement``: the frontend's cores and the rest's, with ``frontend_cores`` (`parm.bench.placement`), else None."""
     speed = machine_speed().as_dict()
     deployment = emulated(build_deployment(source, serve_options(scenario, mode, noop)), scenario)
     started = time.perf_counter()
     with serving(deployment, scenario, source, noop) as (served, background), _load_process() as pool:
         total = scenario.warmup + scenario.queries
-        with background as shuffles, CpuShares() as cpu:
+        with frontend_on_own_cores(scenario.frontend_cores) as placement, background as shuffles, CpuShares() as cpu:
             load = pool.submit(_generate_load, served.address, requests, scenario.rate, total, scenario.seed)
             _schedule_faults(served, scenario, len(deployment.instances))
             samples = load.result()
@@ -112,7 +114,7 @@ def measure(scenario: Scenario, label: str, mode: str, source: Path, noop: bool,
         metadata={"system": "real", "instances": len(deployment.instances),
                   "failed_requests": int((statuses != 200).sum()), "wall_s": time.perf_counter() - started,
                   "shuffled_mb": getattr(shuffles, "moved_mb", 0.0), "machine_cpu": cpu.shares,
-                  "machine_speed": speed, "latency_drift": latency_drift(sent, latencies),
+                  "machine_speed": speed, "latency_drift": latency_drift(sent, latencies), "placement": placement,
                   **({AT_FRONTEND: percentiles(at_frontend)} if at_frontend.size else {})},
     )
 

@@ -122,6 +122,7 @@ class Scenario:
     testbed: TestbedPlan | None = None  # run on hosts in network namespaces on shaped links (`parm.testbed`)
     query_size: str = "model"
     engine: str = "torch"  # what computes the instances' models (`parm.serving.engines`)
+    frontend_cores: tuple[int, ...] | None = None  # the frontend's own cores, all else on the rest (`bench.placement`)
     # Simulation only, set by `parm.bench.fit.fitted_scenario`: the hosts the shuffles pick from (instance i on host
     # i mod hosts; default one per instance) and, per mode, the delay a real cluster adds to each call.
     hosts: int | None = None
@@ -150,6 +151,11 @@ class Scenario:
                                 f"binary tensors and 1,000 outputs, on no-op instances), got {self.query_size!r}")
         if self.batching not in BATCHING:
             raise ScenarioError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
+        cores = self.frontend_cores
+        if cores is not None and not (isinstance(cores, tuple) and cores and all(
+                _is_number(core, whole=True) and core >= 0 for core in cores)):
+            raise ScenarioError(f"need frontend_cores as a list of CPU numbers (or null to share every core), got "
+                                f"{cores!r}: e.g. frontend_cores: [0]")
         if self.engine not in ENGINES:
             raise ScenarioError(f"engine must be one of {', '.join(ENGINES)} (onnx: ONNX Runtime on an export of the "
                                 f"model), got {self.engine!r}")
@@ -264,6 +270,8 @@ def scenario_from_dict(data: dict[str, Any], base: Path = Path(".")) -> Scenario
     if flat.get("testbed") is not None:
         flat["testbed"] = _section("testbed", lambda spec: TestbedPlan.from_dict(
             dict(_mapping("testbed", spec, "{hosts: 6, link: {rate_mbit: 1000}}"))), flat["testbed"])
+    if isinstance(flat.get("frontend_cores"), list):  # anything else is refused by Scenario
+        flat["frontend_cores"] = tuple(flat["frontend_cores"])
     if "modes" in flat:
         if not isinstance(flat["modes"], list):
             raise ScenarioError(f"need modes as a list, got {flat['modes']!r}: e.g. modes: [parm, equal-resources]")
