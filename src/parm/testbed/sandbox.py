@@ -1,7 +1,7 @@
 """The testbed's sandbox: network, mount and PID namespaces of its own, so that it leaves nothing behind.
 
 Everything the testbed makes (a bridge, one network namespace per host, veth pairs, queueing disciplines,
-every process) lives inside ``unshare --net --mount --pid --fork --kill-child``: its addresses exist nowhere
+every process) lives inside ``unshare --net --mount --pid --fork --kill-child --mount-proc``: its addresses exist nowhere
 else, no packet can leave the machine, and when the command that made it ends, however it ends (a crash,
 SIGKILL), the kernel removes all of it. It needs root (CI runs as root) and a kernel that permits namespaces.
 
@@ -21,7 +21,9 @@ from collections.abc import Sequence
 
 INSIDE = "PARM_TESTBED_SANDBOX"  # set in the sandbox's environment
 NETNS_DIR = "/run/netns"
-UNSHARE = ("unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private")
+# --mount-proc: a /proc of the sandbox's own PID namespace, so that a process id read there (/proc/self/task, a
+# process's children) is the one the system calls inside take (sched_setaffinity, kill); the host's /proc is untouched.
+UNSHARE = ("unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--mount-proc")
 
 
 def unavailable() -> str | None:
