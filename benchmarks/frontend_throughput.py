@@ -5,8 +5,9 @@ Starts every row's server on its own loopback port once: bare echo apps (benchma
 json or orjson under uvicorn, orjson under granian) and `parm serve` of placeholder runs (sum code, k = 2) in
 modes none and parm, with no-op instances and with real untrained Base-MLP ones (computed by PyTorch, and by ONNX
 Runtime: `--engine onnx`). Then, in rounds that visit every row in turn so that all see the same machine noise, it
-measures each with wrk (32 keep-alive connections; parm's own closed-loop client when wrk is missing): requests/s, p50/p99 latency, and the server's CPU per query
-from /proc (the frontend process, and parm's instance processes apart). Fashion-MNIST queries travel as JSON
+measures each with wrk (32 keep-alive connections; parm's own closed-loop client when wrk is missing): requests/s,
+p50/p99 latency, and the server's CPU per query from /proc (the frontend process, and parm's instance processes
+apart). Fashion-MNIST queries travel as JSON
 (10 KB); paper-size ones (3 x 224 x 224, 1,000 classes) as binary tensors (600 KB). Parm's six Fashion-MNIST
 rows are also driven open loop at --rate queries/s (seeded Poisson arrivals) for their CPU per query at a fixed
 load. Prints Markdown tables of the medians over rounds and writes results.json and throughput.png to --out.
@@ -42,6 +43,7 @@ from common import markdown_table
 from parm.bench.loadgen import TRANSPORT_FAILURE, Sample, closed_loop, open_loop
 from parm.bench.machine_speed import machine_speed
 from parm.bench.placeholder import placeholder_run
+from parm.bench.placement import descendants
 from parm.models import build_model
 from parm.runs import open_run
 from parm.serving.http.protocol import HEADER_LENGTH
@@ -275,17 +277,6 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": field 3 on
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (from /proc/PID/task/*/children)."""
-    children = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return children + [grandchild for child in children for grandchild in descendants(child)]
 
 
 def server_cpu(server: Server) -> tuple[float, float]:

@@ -48,7 +48,7 @@ def frontend_on_own_cores(cores: Iterable[int] | None) -> Iterator[dict[str, lis
     frontend = frontend_thread_id()
     for tid in before:
         os.sched_setaffinity(tid, own if tid == frontend else rest)
-    for pid in _descendants(os.getpid()):
+    for pid in descendants(os.getpid()):
         for tid in _threads(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):  # gone, or not ours, since listed
                 os.sched_setaffinity(tid, rest)
@@ -67,9 +67,10 @@ def _threads(pid: int) -> list[int]:
         return []
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc/PID/task/*/children)."""
     children = []
     for tid in _threads(pid):
         with contextlib.suppress(OSError):
             children += [int(child) for child in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
-    return children + [grandchild for child in children for grandchild in _descendants(child)]
+    return children + [grandchild for child in children for grandchild in descendants(child)]

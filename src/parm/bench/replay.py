@@ -112,8 +112,8 @@ def replay(
     with contextlib.ExitStack() as stack:
         servers = None
         if backend == "remote" and endpoints is None:
-            servers = stack.enter_context(InstanceServers(source, deployment.pools, noop=options.noop,
-                                                                engine=options.engine))
+            servers = stack.enter_context(
+                InstanceServers(source, deployment.pools, noop=options.noop, engine=options.engine))
             endpoints = servers.endpoints()
         remote = build_backend("remote", endpoints=endpoints) if backend == "remote" else None
         served = stack.enter_context(serve_locally(deployment, backend=remote))

@@ -29,6 +29,8 @@ from parm.workload.shuffles import ShuffleConfig
 SWEEPABLE = ("rate", "k", "shuffles", "batch_size", "batching", "query_size", "engine", "link")
 QUERY_SIZES = ("model", "paper")  # the model's own queries, or the paper's: 3x224x224 in, 1,000 out (no-op instances)
 CHOICES = {"batching": BATCHING, "query_size": QUERY_SIZES, "engine": ENGINES}  # the settings that name one of a few
+CHOICE_NOTES = {"query_size": " (paper: 3x224x224 inputs as binary tensors and 1,000 outputs, on no-op instances)",
+                "engine": " (onnx: ONNX Runtime on an export of the model)"}
 ANY_MODE = "*"
 # Groupings of top-level settings in the file (flattened on reading), with an example of each.
 SECTIONS = {"cluster": "{base_instances: 12, k: 2}", "workload": "{rate: 270, queries: 20000}"}
@@ -146,19 +148,15 @@ class Scenario:
         for name, rule in RULES.items():
             if (problem := rule.problem(name, getattr(self, name))) is not None:
                 raise ScenarioError(problem)
-        if self.query_size not in QUERY_SIZES:
-            raise ScenarioError(f"query_size must be one of {', '.join(QUERY_SIZES)} (paper: 3x224x224 inputs as "
-                                f"binary tensors and 1,000 outputs, on no-op instances), got {self.query_size!r}")
-        if self.batching not in BATCHING:
-            raise ScenarioError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
+        for name, allowed in CHOICES.items():
+            if (value := getattr(self, name)) not in allowed:
+                raise ScenarioError(f"{name} must be one of {', '.join(allowed)}{CHOICE_NOTES.get(name, '')}, got "
+                                    f"{value!r}")
         cores = self.frontend_cores
         if cores is not None and not (isinstance(cores, tuple) and cores and all(
                 _is_number(core, whole=True) and core >= 0 for core in cores)):
             raise ScenarioError(f"need frontend_cores as a list of CPU numbers (or null to share every core), got "
                                 f"{cores!r}: e.g. frontend_cores: [0]")
-        if self.engine not in ENGINES:
-            raise ScenarioError(f"engine must be one of {', '.join(ENGINES)} (onnx: ONNX Runtime on an export of the "
-                                f"model), got {self.engine!r}")
         processes = self.instance_processes
         if processes is not None and not (_is_number(processes, whole=True) and processes >= 1):
             raise ScenarioError(f"instance_processes must be at least 1 (a whole number), or left out for one process "

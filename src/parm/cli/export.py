@@ -40,7 +40,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _print_model(model: ExportedModel) -> None:
     pools = ", ".join(str(pool) for pool in model.pools)
-    print(f"  {model.name:<40} {model.path}  (pools {pools}; max |diff| vs PyTorch {model.max_diff:.2g} of the largest logit)", flush=True)
+    print(f"  {model.name:<40} {model.path}  (pools {pools}; max |diff| vs PyTorch {model.max_diff:.2g} of the "
+          "largest logit)", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,12 +11,16 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from parm.serving.runtime.deployment import INPUT_NAME, OUTPUT_NAME
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 # The largest |exported - PyTorch| on a logit that an export may show, as a share of the batch's largest |logit| (at
 # least 1): float32 kernels that sum in another order differ by a few units in the last place, so a trained model's
@@ -68,13 +72,19 @@ def _write_onnx(model: nn.Module, sample: torch.Tensor, path: Path) -> None:
     onnx.checker.check_model(str(path), full_check=True)
 
 
-def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+def onnx_session(model: Path | bytes, threads: int = 1) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime session of ``model`` (a file, or its bytes) on the CPU, with ``threads`` intra-op threads and
+    one inter-op thread, as a model server runs it."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    (logits,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    return onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                        providers=["CPUExecutionProvider"])
+
+
+def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    (logits,) = onnx_session(path).run([OUTPUT_NAME], {INPUT_NAME: x})
     return logits
 
 

@@ -50,16 +50,12 @@ def torch_engine(model: torch.nn.Module) -> Compute:
 
 def onnx_engine(model: torch.nn.Module, input_shape: tuple[int, ...], threads: int = 1) -> Compute:
     """``model`` exported to ONNX, checked against PyTorch (`write_checked`), and run by an ONNX Runtime session."""
-    import onnxruntime
-
-    from parm.export.formats import ONNX, write_checked
+    from parm.export.formats import ONNX, onnx_session, write_checked
 
     with tempfile.TemporaryDirectory(prefix="parm-engine-") as folder:
         path = Path(folder) / ONNX.filename
         write_checked(ONNX, model, tuple(input_shape), path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        session = onnxruntime.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
+        session = onnx_session(path.read_bytes(), threads)
     output, feed = [ONNX.output_name], ONNX.input_name
 
     def compute(inputs: np.ndarray) -> np.ndarray:

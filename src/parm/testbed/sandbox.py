@@ -1,8 +1,8 @@
 """The testbed's sandbox: network, mount and PID namespaces of its own, so that it leaves nothing behind.
 
 Everything the testbed makes (a bridge, one network namespace per host, veth pairs, queueing disciplines,
-every process) lives inside ``unshare --net --mount --pid --fork --kill-child --mount-proc``: its addresses exist nowhere
-else, no packet can leave the machine, and when the command that made it ends, however it ends (a crash,
+every process) lives inside ``unshare --net --mount --pid --fork --kill-child --mount-proc``: its addresses exist
+nowhere else, no packet can leave the machine, and when the command that made it ends, however it ends (a crash,
 SIGKILL), the kernel removes all of it. It needs root (CI runs as root) and a kernel that permits namespaces.
 
 `run` is the one way in: ``unshare --fork`` blocks SIGINT and SIGTERM in its own process, and the command inside is
